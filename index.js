@@ -28,20 +28,30 @@ function loadNative() {
  * (`cancelRun`), and the run resolves with `errorCode: "cancelled"` once its Job is deleted.
  */
 async function execute(ctx) {
-  const runId = typeof ctx?.runId === "string" ? ctx.runId : undefined;
-  const signal = isAbortSignal(ctx?.signal) ? ctx.signal : undefined;
-  const watchSignal = runId !== undefined && signal !== undefined && typeof ctx.onCancellationReady === "function";
-  if (watchSignal) {
+  let cancellation;
+  try {
+    cancellation = cancellationOptIn(ctx);
+  } catch (err) {
+    return unreadableCtx(err);
+  }
+  if (cancellation) {
     try {
-      await ctx.onCancellationReady();
+      await cancellation.ready();
     } catch (err) {
-      return callbackFailed("onCancellationReady", err);
+      return failure("adapter_callback_failed", `onCancellationReady callback failed: ${messageOf(err)}`);
     }
   }
-  // The addon registers the run under its id before execute returns, so an abort from here on
-  // reaches it.
-  const run = native.execute(ctx);
-  if (!watchSignal) return run;
+  let run;
+  try {
+    // The addon registers the run under its id before execute returns, so an abort from here on
+    // reaches it.
+    run = native.execute(ctx);
+  } catch (err) {
+    // The addon words every wrong type itself; what throws here is a getter or Proxy trap of ctx.
+    return unreadableCtx(err);
+  }
+  if (!cancellation) return run;
+  const { runId, signal } = cancellation;
   const abort = () => native.cancelRun(runId);
   if (signal.aborted) abort();
   else signal.addEventListener("abort", abort, { once: true });
@@ -52,20 +62,27 @@ async function execute(ctx) {
   }
 }
 
-function isAbortSignal(value) {
-  return typeof value?.aborted === "boolean" && typeof value.addEventListener === "function";
+/** The signal to watch, when the server offers signal-based cancellation and ctx is usable. */
+function cancellationOptIn(ctx) {
+  const runId = ctx?.runId;
+  const signal = ctx?.signal;
+  const ready = ctx?.onCancellationReady;
+  const isSignal = typeof signal?.aborted === "boolean" && typeof signal.addEventListener === "function";
+  if (typeof runId !== "string" || !isSignal || typeof ready !== "function") return undefined;
+  return { runId, signal, ready: () => ready.call(ctx) };
 }
 
-/** The result for a server callback that threw or rejected, worded as the addon words them. */
-function callbackFailed(callback, err) {
-  const message = err instanceof Error ? err.message : String(err);
-  return {
-    exitCode: null,
-    signal: null,
-    timedOut: false,
-    errorCode: "adapter_callback_failed",
-    errorMessage: `${callback} callback failed: ${message}`,
-  };
+function unreadableCtx(err) {
+  return failure("k8s_config_invalid", `ctx could not be read: ${messageOf(err)}`);
+}
+
+function messageOf(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A failed result in the addon's shape; the codes are the SPEC's (src/error.rs). */
+function failure(errorCode, errorMessage) {
+  return { exitCode: null, signal: null, timedOut: false, errorCode, errorMessage };
 }
 
 /** The adapter module Paperclip registers under `type`. */

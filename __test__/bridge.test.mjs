@@ -111,6 +111,41 @@ describe("a ctx of the wrong shape resolves with k8s_config_invalid naming the f
     assert.match(result.errorMessage, /^ctx\.config\.model is not JSON data/);
   });
 
+  it("a getter of ctx that throws", async () => {
+    const result = await execute({
+      get runId() {
+        throw new Error("getter boom");
+      },
+    });
+    assert.equal(result.errorCode, "k8s_config_invalid");
+    assert.equal(result.errorMessage, "ctx could not be read: getter boom");
+  });
+
+  it("a getter inside config that throws", async () => {
+    const config = {
+      get model() {
+        throw new Error("deep getter");
+      },
+    };
+    const result = await execute(ctx({ config }));
+    assert.equal(result.errorCode, "k8s_config_invalid");
+    assert.equal(result.errorMessage, "ctx could not be read: deep getter");
+  });
+
+  it("a Proxy ctx whose traps throw", async () => {
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error("trap");
+        },
+      },
+    );
+    const result = await execute(hostile);
+    assert.equal(result.errorCode, "k8s_config_invalid");
+    assert.equal(result.errorMessage, "ctx could not be read: trap");
+  });
+
   it("an invalid ctx calls no callback", async () => {
     let calls = 0;
     const count = async () => {

@@ -29,7 +29,8 @@ impl FromNapiValue for JsReturn {
 }
 
 /// A JS callback taking `Args`, callable from any thread; not callee-handled (no error-first
-/// argument) and strong, so a pending run keeps Node alive. Released when dropped.
+/// argument) and strong, so a pending run keeps Node alive. Released when dropped, which the
+/// bridge does as soon as the run settles, so it never keeps Node alive after that.
 pub(super) type JsCallback<Args> = ThreadsafeFunction<Args, JsReturn, Args, Status, false>;
 
 /// Paperclip's callbacks for one run.
@@ -50,6 +51,8 @@ async fn call<Args: 'static + napi::bindgen_prelude::JsValuesTupleIntoVec>(
         message: describe(&e),
     };
     async {
+        // NB: `call_async` hands a synchronous throw to `napi_fatal_exception`, which kills the
+        // Paperclip server; `call_async_catch` returns it as an error.
         let returned = callback.call_async_catch(args).await.map_err(failed)?;
         if let Some(promise) = returned.0 {
             promise.await.map_err(failed)?;
