@@ -17,12 +17,9 @@ use crate::error::ErrorCode;
 /// Jobs of one agent.
 pub const GUARD_TIMEOUT: Duration = Duration::from_secs(15);
 
-const LABEL_AGENT: &str = "paperclip.io/agent-id";
-const LABEL_ADAPTER: &str = "paperclip.io/adapter-type";
 const LABEL_RUN: &str = "paperclip.io/run-id";
 const LABEL_TASK: &str = "paperclip.io/task-id";
 const LABEL_SESSION: &str = "paperclip.io/session-id";
-const ADAPTER_TYPE: &str = "claude_k8s";
 
 /// The guard could not decide.
 #[derive(Debug, thiserror::Error)]
@@ -81,14 +78,14 @@ pub enum GuardDecision {
     Block(ErrorCode, String),
 }
 
-/// Lists this agent's live Jobs: label selector on agent id and adapter type, then [`is_live`].
-/// Has no timeout of its own: [`check`] wraps it in [`GUARD_TIMEOUT`].
+/// Lists this agent's live Jobs: `selector` names the agent id and adapter type labels
+/// (`RunIds::agent_selector`), then [`is_live`] filters. Has no timeout of its own: [`check`]
+/// wraps it in [`GUARD_TIMEOUT`].
 ///
 /// # Errors
 /// The list request's error.
-pub async fn live_jobs(jobs: &Api<Job>, agent_label: &str) -> Result<Vec<Job>, kube::Error> {
-    let selector = format!("{LABEL_AGENT}={agent_label},{LABEL_ADAPTER}={ADAPTER_TYPE}");
-    let list = jobs.list(&ListParams::default().labels(&selector)).await?;
+pub async fn live_jobs(jobs: &Api<Job>, selector: &str) -> Result<Vec<Job>, kube::Error> {
+    let list = jobs.list(&ListParams::default().labels(selector)).await?;
     Ok(list.items.into_iter().filter(is_live).collect())
 }
 
@@ -153,7 +150,7 @@ pub fn classify(live: &[Job], this: &ThisRun) -> GuardDecision {
     }
 }
 
-/// Lists this agent's live Jobs within [`GUARD_TIMEOUT`] and classifies them. Hold
+/// Lists this agent's live Jobs (see [`live_jobs`]) within [`GUARD_TIMEOUT`] and classifies them. Hold
 /// [`lock_agent`] from before this call until the Job is created or reattached.
 ///
 /// # Errors
@@ -161,10 +158,10 @@ pub fn classify(live: &[Job], this: &ThisRun) -> GuardDecision {
 /// `k8s_concurrency_guard_unreachable`.
 pub async fn check(
     jobs: &Api<Job>,
-    agent_label: &str,
+    selector: &str,
     this: &ThisRun,
 ) -> Result<GuardDecision, Error> {
-    let live = tokio::time::timeout(GUARD_TIMEOUT, live_jobs(jobs, agent_label))
+    let live = tokio::time::timeout(GUARD_TIMEOUT, live_jobs(jobs, selector))
         .await
         .map_err(|_| Error::ListTimedOut)?
         .map_err(Error::List)?;
@@ -376,6 +373,7 @@ mod tests {
         assert!(message.contains("orphan, other"), "{message}");
     }
 
+    const SELECTOR: &str = "paperclip.io/agent-id=a1,paperclip.io/adapter-type=claude_k8s";
     const LIST_URI: &str = "/apis/batch/v1/namespaces/ns/jobs?&labelSelector=paperclip.io%2Fagent-id%3Da1%2Cpaperclip.io%2Fadapter-type%3Dclaude_k8s";
 
     #[tokio::test]
@@ -387,7 +385,9 @@ mod tests {
             let list = json!({"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": [finished]});
             server.expect("GET", LIST_URI, 200, list).await;
         });
-        let decision = check(&jobs, "a1", &this(Some("t"), None)).await.unwrap();
+        let decision = check(&jobs, SELECTOR, &this(Some("t"), None))
+            .await
+            .unwrap();
         assert_eq!(decision, GuardDecision::Proceed);
         server.await.unwrap();
     }
@@ -397,7 +397,7 @@ mod tests {
         let (client, mut server) = client();
         let jobs: Api<Job> = Api::namespaced(client, "ns");
         tokio::spawn(async move { server.hang().await });
-        let err = check(&jobs, "a1", &this(Some("t"), None))
+        let err = check(&jobs, SELECTOR, &this(Some("t"), None))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::ListTimedOut));
@@ -413,7 +413,7 @@ mod tests {
                 .expect("GET", LIST_URI, 403, status(403, "Forbidden"))
                 .await;
         });
-        let err = check(&jobs, "a1", &this(Some("t"), None))
+        let err = check(&jobs, SELECTOR, &this(Some("t"), None))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::List(_)));
