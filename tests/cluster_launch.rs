@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::Client;
@@ -356,6 +358,135 @@ async fn guard_finds_the_live_job_classifies_it_and_relabels_it_for_reattach() {
         let gone = conditions::is_deleted(created.metadata.uid.as_deref().unwrap());
         wait(await_condition(jobs.clone(), &name, gone)).await;
         assert_eq!(guard::check(&jobs, &selector, &this).await.unwrap(), GuardDecision::Proceed);
+    })
+    .await;
+}
+
+/// A host directory served as a pre-bound ReadWriteMany PVC, like `testbed/pvc.sh` makes.
+async fn host_pvc(client: &Client, ns: &str, claim: &str, dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    std::os::unix::fs::chown(dir, Some(1000), Some(1000)).unwrap();
+    let pv_name = format!("{ns}-{claim}");
+    let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": pv_name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "claimRef": {"namespace": ns, "name": claim},
+            "hostPath": {"path": dir, "type": "Directory"},
+        },
+    }))
+    .unwrap();
+    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": claim, "namespace": ns},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "",
+            "volumeName": pv_name,
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }))
+    .unwrap();
+    let post = PostParams::default();
+    Api::<PersistentVolume>::all(client.clone())
+        .create(&post, &pv)
+        .await
+        .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .create(&post, &pvc)
+        .await
+        .unwrap();
+    pv_name
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn a_job_inherits_the_paperclip_pods_image_volumes_secrets_and_env() {
+    in_namespace("launch-inherit", |client, ns| async move {
+        let dir = std::env::temp_dir().join(format!("paperclip-{ns}"));
+        let pv_name = host_pvc(&client, &ns, "paperclip-shared", &dir).await;
+        let post = PostParams::default();
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "git-credentials"},
+            "stringData": {"token": "s3cret"},
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(client.clone(), &ns).create(&post, &secret).await.unwrap();
+        let config_map: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "paperclip-config"},
+            "data": {"FROM_CM": "cm-value"},
+        }))
+        .unwrap();
+        Api::<ConfigMap>::namespaced(client.clone(), &ns).create(&post, &config_map).await.unwrap();
+        // The Paperclip pod: it only has to exist, the Job reads its spec.
+        let paperclip: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "paperclip-0"},
+            "spec": {
+                "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
+                "containers": [{
+                    "name": "paperclip-server",
+                    "image": "busybox:1.36",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "3600"],
+                    "env": [
+                        {"name": "LITERAL", "value": "lit"},
+                        {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    ],
+                    "envFrom": [{"configMapRef": {"name": "paperclip-config"}}],
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": "/paperclip"},
+                        {"name": "creds", "mountPath": "/etc/git-credentials", "readOnly": true},
+                    ],
+                }],
+                "volumes": [
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "paperclip-shared"}},
+                    {"name": "creds", "secret": {"secretName": "git-credentials"}},
+                ],
+            },
+        }))
+        .unwrap();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        pods.create(&post, &paperclip).await.unwrap();
+        let inherited = manifest::inherit_from_pod(&pods.get("paperclip-0").await.unwrap());
+        let secret_paths: Vec<&str> = inherited.secret_volumes.iter().map(|s| s.mount_path.as_str()).collect();
+        assert_eq!(secret_paths, ["/etc/git-credentials"], "1.20's service-account token Secret stays behind");
+
+        let config = Config { image: None, ..config() };
+        let name = "ac-agent-1-inherit";
+        let labels = labels("inherit");
+        let secrets = manifest::build_secrets(name, &ns, &labels, &BTreeMap::new(), "p").unwrap();
+        let mut env = inherited.literal_env.clone();
+        env.extend(inherited.value_from_env.iter().cloned());
+        let mut job = manifest::build_job(&JobInput {
+            name,
+            namespace: &ns,
+            labels: &labels,
+            image: manifest::image(&config, &inherited).unwrap(),
+            init_image: manifest::DEFAULT_INIT_IMAGE,
+            args: vec![],
+            cwd: "/paperclip",
+            env,
+            prompt_parts: secrets.len(),
+            config: &config,
+            inherited: &inherited,
+        });
+        let script = "cat /etc/git-credentials/token; echo; echo \"$LITERAL $POD_NS $FROM_CM\"; \
+            touch /etc/git-credentials/x 2>/dev/null || echo read-only; \
+            echo from-job > /paperclip/from-job; stat -c %u /paperclip/from-job";
+        let pod_spec = job.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        pod_spec.containers[0].command.as_mut().unwrap()[2] = script.to_owned();
+        let (_, log) = run_to_end(&client, &ns, job, secrets).await;
+
+        assert_eq!(log, format!("s3cret\nlit {ns} cm-value\nread-only\n1000\n"));
+        let written = std::fs::read_to_string(dir.join("from-job"));
+        Api::<PersistentVolume>::all(client.clone())
+            .delete(&pv_name, &DeleteParams::default())
+            .await
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(written.unwrap(), "from-job\n", "the Job wrote to the Paperclip pod's PVC");
     })
     .await;
 }
