@@ -16,6 +16,12 @@ pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 /// Retries after the first attempt: four tries in all, about 3 s at worst.
 pub const RETRY_TIMES: usize = 3;
 
+/// How long a run's cleanup may take, retries included. The client has no read timeout (log
+/// streams stay silent for minutes), so callers wrap [`CleanupGuard::cleanup`] in
+/// `tokio::time::timeout(CLEANUP_TIMEOUT, ..)`; the `Drop` backstop does the same. Past it, the
+/// Job's TTL and the Secrets' ownerReference finish the job.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The backoff of every short retry in `cluster/` (deletes here, the ownerReference patch in launch).
 pub(crate) fn retry_policy() -> ExponentialBuilder {
     ExponentialBuilder::default()
@@ -166,8 +172,14 @@ impl Drop for CleanupGuard {
         let job = self.job.take();
         let secret_names = std::mem::take(&mut self.secret_names);
         runtime.spawn(async move {
-            if let Err(err) = delete_all(&jobs, &secrets, job.as_deref(), &secret_names).await {
-                tracing::warn!(?job, error = %crate::error::chain(&err), "backstop cleanup failed");
+            let deleted = delete_all(&jobs, &secrets, job.as_deref(), &secret_names);
+            match tokio::time::timeout(CLEANUP_TIMEOUT, deleted).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    let error = crate::error::chain(&err);
+                    tracing::warn!(?job, %error, "backstop cleanup failed");
+                }
+                Err(_) => tracing::warn!(?job, "backstop cleanup timed out"),
             }
         });
     }

@@ -2,6 +2,8 @@
 //! Job next, then each Secret gets an ownerReference to the Job. Any step that fails undoes the
 //! earlier ones before returning.
 
+use std::time::Duration;
+
 use backon::Retryable;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
@@ -11,6 +13,13 @@ use serde_json::json;
 use super::cleanup::{self, CleanupGuard};
 use crate::error::ErrorCode;
 use crate::plan::manifest::owner_reference;
+
+/// How long the whole launch may take: a handful of small requests that a healthy apiserver
+/// answers in milliseconds, plus the patch retries. The client has no read timeout (log streams
+/// stay silent for minutes), so a hung request would otherwise hang the run; when the caller's
+/// `tokio::time::timeout(LAUNCH_TIMEOUT, launch(..))` drops the launch, its [`CleanupGuard`]
+/// deletes whatever was created.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A launch step that failed; whatever it had created is deleted again (best effort).
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +249,39 @@ mod tests {
         .unwrap_err();
         assert!(matches!(&err, Error::CreateSecret { name, .. } if name == "j-1"));
         assert_eq!(err.code(), ErrorCode::PromptSecretCreateFailed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_launch_dropped_by_its_timeout_deletes_the_secrets_it_created() {
+        let (client, mut server) = client();
+        let (secrets, jobs) = (
+            Api::namespaced(client.clone(), "ns"),
+            Api::namespaced(client, "ns"),
+        );
+        let dropped = tokio::time::timeout(
+            LAUNCH_TIMEOUT,
+            launch(
+                &secrets,
+                &jobs,
+                named("j"),
+                vec![named("j-0"), named("j-1")],
+            ),
+        );
+        let server = async move {
+            expect_secrets_created(&mut server).await;
+            server.hang().await;
+            // No Job was created, so the backstop deletes no Job (its name may be another's).
+            for name in ["j-0", "j-1"] {
+                server
+                    .expect("DELETE", &secret_uri(name), 200, created(name))
+                    .await;
+            }
+        };
+        let (result, ()) = tokio::join!(dropped, server);
+        assert!(
+            result.is_err(),
+            "the launch hung on the Job create and was dropped"
+        );
     }
 
     #[tokio::test]
