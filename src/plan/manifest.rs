@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::ByteString;
 
 use crate::error::ErrorCode;
-use crate::plan::config::{Config, Resources};
+use crate::plan::config::Config;
 
 /// Bytes of prompt per Secret. Secrets stop at 1 MiB; the rest leaves room for the secret env
 /// values in `<job>-0` and for the object's metadata.
@@ -45,6 +45,10 @@ pub const WORKSPACE_PATH: &str = "/paperclip";
 /// uid, gid and fsGroup of both containers (the "restricted" Pod Security Standard needs non-root).
 pub const AGENT_UID: i64 = 1000;
 
+/// The init container's script: its argv after `$0` are the chunk files, in order.
+const PROMPT_SCRIPT: &str = "exec cat \"$@\" > /var/run/paperclip/prompt";
+/// The claude container's script: `exec`, so the CLI's exit code is the container's (no pipe).
+const CLAUDE_SCRIPT: &str = "exec claude \"$@\" < /var/run/paperclip/prompt";
 /// The emptyDir holding the assembled prompt file.
 const PROMPT_DIR: &str = "/var/run/paperclip";
 /// Parent of the per-chunk Secret mounts in the init container, one zero-padded directory each.
@@ -310,6 +314,7 @@ pub fn secret_name(job: &str, n: usize) -> String {
 pub fn build_job(input: &JobInput) -> Job {
     let config = input.config;
     let inherited = input.inherited;
+    let workspace = workspace(config, inherited);
     let mut node_selector = inherited.node_selector.clone();
     node_selector.extend(config.node_selector.clone());
     let mut tolerations = inherited.tolerations.clone();
@@ -318,44 +323,100 @@ pub fn build_job(input: &JobInput) -> Job {
             tolerations.push(t.clone());
         }
     }
+    let pod = PodSpec {
+        restart_policy: Some("Never".into()),
+        init_containers: Some(vec![prompt_container(input)]),
+        containers: vec![claude_container(input, &workspace)],
+        volumes: Some(volumes(input, workspace)),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(AGENT_UID),
+            run_as_group: Some(AGENT_UID),
+            fs_group: Some(AGENT_UID),
+            seccomp_profile: Some(runtime_default()),
+            ..PodSecurityContext::default()
+        }),
+        service_account_name: config.service_account_name.clone(),
+        // The agent talks to Paperclip, not to Kubernetes: it gets API credentials only when an
+        // operator names a service account for it.
+        automount_service_account_token: config.service_account_name.is_none().then_some(false),
+        host_network: config.host_network.then_some(true),
+        node_selector: (!node_selector.is_empty()).then_some(node_selector),
+        tolerations: non_empty(tolerations),
+        image_pull_secrets: non_empty(inherited.image_pull_secrets.clone()),
+        dns_policy: inherited.dns_policy.clone(),
+        dns_config: inherited.dns_config.clone(),
+        ..PodSpec::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(input.name.into()),
+            namespace: Some(input.namespace.into()),
+            labels: Some(input.labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: (config.timeout_sec > 0)
+                .then(|| i64::try_from(config.timeout_sec).unwrap_or(i64::MAX)),
+            ttl_seconds_after_finished: (!config.retain_jobs)
+                .then(|| i32::try_from(config.ttl_seconds_after_finished).unwrap_or(i32::MAX)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(input.labels.clone()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    }
+}
 
-    let part_dir = |n: usize| format!("{PARTS_DIR}/{n:03}");
-    let init_command = [
-        "sh".to_owned(),
-        "-c".to_owned(),
-        format!("exec cat \"$@\" > {PROMPT_FILE}"),
-        "prompt".to_owned(),
-    ]
-    .into_iter()
-    .chain((0..input.prompt_parts).map(|n| format!("{}/{PART_FILE}", part_dir(n))));
-    let mut init_mounts = vec![mount("prompt", PROMPT_DIR, false)];
-    init_mounts.extend(
+/// Mount point of prompt chunk `n` in the init container; zero-padded so that any listing of
+/// the directory sorts like the numbers (a dozen chunks at most).
+fn part_dir(n: usize) -> String {
+    format!("{PARTS_DIR}/{n:03}")
+}
+
+/// The init container: concatenates the chunk files, in order, into [`PROMPT_FILE`].
+fn prompt_container(input: &JobInput) -> Container {
+    let command = ["sh", "-c", PROMPT_SCRIPT, "prompt"]
+        .map(String::from)
+        .into_iter()
+        .chain((0..input.prompt_parts).map(|n| format!("{}/{PART_FILE}", part_dir(n))));
+    let mut mounts = vec![mount("prompt", PROMPT_DIR, false)];
+    mounts.extend(
         (0..input.prompt_parts).map(|n| mount(&format!("prompt-part-{n}"), &part_dir(n), true)),
     );
-
-    let init = Container {
+    Container {
         name: "prompt".into(),
         image: Some(input.init_image.into()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(init_command.collect()),
-        volume_mounts: Some(init_mounts),
+        command: Some(command.collect()),
+        volume_mounts: Some(mounts),
         resources: Some(requirements("10m", "16Mi", "100m", "64Mi")),
         security_context: Some(container_security()),
         ..Container::default()
-    };
+    }
+}
 
-    let mut claude_mounts = vec![
+/// The main container: the CLI with the prompt file on stdin and `input.args` as its argv.
+fn claude_container(input: &JobInput, workspace: &Workspace) -> Container {
+    let inherited = input.inherited;
+    let mut mounts = vec![
         mount("tmp", "/tmp", false),
         mount("prompt", PROMPT_DIR, true),
         VolumeMount {
-            sub_path: match workspace(config, inherited) {
-                Workspace::Claim(claim) => claim.sub_path,
+            sub_path: match workspace {
+                Workspace::Claim(claim) => claim.sub_path.clone(),
                 Workspace::EmptyDir => None,
             },
             ..mount("workspace", WORKSPACE_PATH, false)
         },
     ];
-    claude_mounts.extend(
+    mounts.extend(
         inherited
             .secret_volumes
             .iter()
@@ -365,46 +426,38 @@ pub fn build_job(input: &JobInput) -> Job {
                 ..mount(&format!("inherited-{i}"), &s.mount_path, true)
             }),
     );
-    let Resources {
-        requests_cpu,
-        requests_memory,
-        limits_cpu,
-        limits_memory,
-    } = &config.resources;
-    let claude = Container {
+    let command = ["sh", "-c", CLAUDE_SCRIPT, "claude"]
+        .map(String::from)
+        .into_iter()
+        .chain(input.args.iter().cloned());
+    let r = &input.config.resources;
+    Container {
         name: "claude".into(),
         image: Some(input.image.into()),
-        image_pull_policy: Some(config.image_pull_policy.clone()),
-        command: Some(
-            [
-                "sh",
-                "-c",
-                "exec claude \"$@\" < /var/run/paperclip/prompt",
-                "claude",
-            ]
-            .map(String::from)
-            .into_iter()
-            .chain(input.args.iter().cloned())
-            .collect(),
-        ),
+        image_pull_policy: Some(input.config.image_pull_policy.clone()),
+        command: Some(command.collect()),
         working_dir: Some(input.cwd.into()),
         env: Some(input.env.clone()),
         env_from: non_empty(inherited.env_from.clone()),
-        volume_mounts: Some(claude_mounts),
+        volume_mounts: Some(mounts),
         resources: Some(requirements(
-            requests_cpu,
-            requests_memory,
-            limits_cpu,
-            limits_memory,
+            &r.requests_cpu,
+            &r.requests_memory,
+            &r.limits_cpu,
+            &r.limits_memory,
         )),
         security_context: Some(container_security()),
         ..Container::default()
-    };
+    }
+}
 
+/// The pod's volumes: scratch, prompt file, workspace, one per prompt chunk, inherited Secrets
+/// (renamed `inherited-N` so they cannot clash with ours).
+fn volumes(input: &JobInput, workspace: Workspace) -> Vec<Volume> {
     let mut volumes = vec![
         empty_dir("tmp"),
         empty_dir("prompt"),
-        match workspace(config, inherited) {
+        match workspace {
             Workspace::Claim(claim) => Volume {
                 name: "workspace".into(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -430,70 +483,13 @@ pub fn build_job(input: &JobInput) -> Job {
         }),
         ..Volume::default()
     }));
-    volumes.extend(
-        inherited
-            .secret_volumes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Volume {
-                name: format!("inherited-{i}"),
-                secret: Some(s.source.clone()),
-                ..Volume::default()
-            }),
-    );
-
-    let meta = ObjectMeta {
-        name: Some(input.name.into()),
-        namespace: Some(input.namespace.into()),
-        labels: Some(input.labels.clone()),
-        ..ObjectMeta::default()
-    };
-    Job {
-        metadata: meta,
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            active_deadline_seconds: (config.timeout_sec > 0)
-                .then(|| i64::try_from(config.timeout_sec).unwrap_or(i64::MAX)),
-            ttl_seconds_after_finished: (!config.retain_jobs)
-                .then(|| i32::try_from(config.ttl_seconds_after_finished).unwrap_or(i32::MAX)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(input.labels.clone()),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    init_containers: Some(vec![init]),
-                    containers: vec![claude],
-                    volumes: Some(volumes),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(AGENT_UID),
-                        run_as_group: Some(AGENT_UID),
-                        fs_group: Some(AGENT_UID),
-                        seccomp_profile: Some(runtime_default()),
-                        ..PodSecurityContext::default()
-                    }),
-                    service_account_name: config.service_account_name.clone(),
-                    // The agent talks to Paperclip, not to Kubernetes: it gets API credentials
-                    // only when an operator names a service account for it.
-                    automount_service_account_token: config
-                        .service_account_name
-                        .is_none()
-                        .then_some(false),
-                    host_network: config.host_network.then_some(true),
-                    node_selector: (!node_selector.is_empty()).then_some(node_selector),
-                    tolerations: non_empty(tolerations),
-                    image_pull_secrets: non_empty(inherited.image_pull_secrets.clone()),
-                    dns_policy: inherited.dns_policy.clone(),
-                    dns_config: inherited.dns_config.clone(),
-                    ..PodSpec::default()
-                }),
-            },
-            ..JobSpec::default()
-        }),
-        ..Job::default()
-    }
+    let inherited = input.inherited.secret_volumes.iter().enumerate();
+    volumes.extend(inherited.map(|(i, s)| Volume {
+        name: format!("inherited-{i}"),
+        secret: Some(s.source.clone()),
+        ..Volume::default()
+    }));
+    volumes
 }
 
 /// The prompt Secrets of Job `job_name`: `<job>-0` holds `secret_env` (key = env name) and the first
@@ -641,6 +637,7 @@ fn container_security() -> SecurityContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::config::Resources;
     use k8s_openapi::api::core::v1::{EnvVarSource, SecretKeySelector};
 
     fn config() -> Config {
@@ -744,6 +741,12 @@ mod tests {
             .flatten()
             .find(|v| v.name == name)
             .unwrap()
+    }
+
+    #[test]
+    fn both_scripts_use_the_prompt_file() {
+        assert!(PROMPT_SCRIPT.ends_with(&format!("> {PROMPT_FILE}")));
+        assert!(CLAUDE_SCRIPT.ends_with(&format!("< {PROMPT_FILE}")));
     }
 
     #[test]
