@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::Client;
+use paperclip_claude_k8s::cluster::client::PodIdentity;
 use paperclip_claude_k8s::cluster::guard::{self, GuardDecision, ThisRun};
 use paperclip_claude_k8s::cluster::{cleanup, client, launch};
 use paperclip_claude_k8s::plan::config::{Config, Resources};
@@ -39,7 +40,7 @@ fn kubeconfig() -> String {
 /// Runs `body` in a fresh namespace and deletes the namespace afterwards, even if `body` panics.
 async fn in_namespace<F, Fut>(prefix: &str, body: F)
 where
-    F: FnOnce(Client, String) -> Fut,
+    F: FnOnce(client::Cluster, String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let cluster = client::connect(Some(&kubeconfig()))
@@ -58,16 +59,16 @@ where
         .create(&PostParams::default(), &namespace)
         .await
         .expect("create namespace");
-    // Pods cannot be admitted before the service-account controller made `default`.
+    // Pods that mount a token cannot be admitted before the service-account controllers made
+    // `default` and (on 1.20, the testbed) its token Secret.
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    wait(await_condition(
-        accounts,
-        "default",
-        |sa: Option<&ServiceAccount>| sa.is_some(),
-    ))
-    .await;
+    let with_token = |sa: Option<&ServiceAccount>| {
+        sa.and_then(|sa| sa.secrets.as_ref())
+            .is_some_and(|secrets| !secrets.is_empty())
+    };
+    wait(await_condition(accounts, "default", with_token)).await;
 
-    let outcome = std::panic::AssertUnwindSafe(body(client, ns.clone()))
+    let outcome = std::panic::AssertUnwindSafe(body(cluster, ns.clone()))
         .catch_unwind()
         .await;
     namespaces
@@ -215,7 +216,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
 async fn two_mebibyte_prompt_reaches_the_container_byte_identical_and_secrets_follow_the_job() {
-    in_namespace("launch-big", |client, ns| async move {
+    in_namespace("launch-big", |cluster, ns| async move {
+        let client = cluster.client().clone();
         // Multi-byte characters, so chunk boundaries fall inside UTF-8 sequences.
         let unit = "Größe ✓ 漢字 line\nü";
         let prompt = unit.repeat(2 * 1024 * 1024 / unit.len() + 1);
@@ -269,7 +271,8 @@ async fn two_mebibyte_prompt_reaches_the_container_byte_identical_and_secrets_fo
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
 async fn shell_metacharacters_and_non_ascii_survive_in_prompt_and_argv_under_restricted_security() {
-    in_namespace("launch-quote", |client, ns| async move {
+    in_namespace("launch-quote", |cluster, ns| async move {
+        let client = cluster.client().clone();
         let prompt =
             "It's \"quoted\" $(rm -rf /) `id` $HOME \\n\n\ttabs; ünïcödé ✓ 🚀\r\nno newline at end";
         let args = ["--append-system-prompt-file", "it's $(x) `y` \"z\"", "ü ✓"];
@@ -316,7 +319,8 @@ async fn shell_metacharacters_and_non_ascii_survive_in_prompt_and_argv_under_res
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
 async fn guard_finds_the_live_job_classifies_it_and_relabels_it_for_reattach() {
-    in_namespace("launch-guard", |client, ns| async move {
+    in_namespace("launch-guard", |cluster, ns| async move {
+        let client = cluster.client().clone();
         let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
         let secret_api: Api<Secret> = Api::namespaced(client.clone(), &ns);
         let selector = format!("paperclip.io/agent-id={AGENT},paperclip.io/adapter-type=claude_k8s");
@@ -404,7 +408,8 @@ async fn host_pvc(client: &Client, ns: &str, claim: &str, dir: &std::path::Path)
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
 async fn a_job_inherits_the_paperclip_pods_image_volumes_secrets_and_env() {
-    in_namespace("launch-inherit", |client, ns| async move {
+    in_namespace("launch-inherit", |cluster, ns| async move {
+        let client = cluster.client().clone();
         let dir = std::env::temp_dir().join(format!("paperclip-{ns}"));
         let pv_name = host_pvc(&client, &ns, "paperclip-shared", &dir).await;
         let post = PostParams::default();
@@ -447,9 +452,13 @@ async fn a_job_inherits_the_paperclip_pods_image_volumes_secrets_and_env() {
             },
         }))
         .unwrap();
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        pods.create(&post, &paperclip).await.unwrap();
-        let inherited = manifest::inherit_from_pod(&pods.get("paperclip-0").await.unwrap());
+        Api::<Pod>::namespaced(client.clone(), &ns).create(&post, &paperclip).await.unwrap();
+        let identity = PodIdentity {
+            namespace: ns.clone(),
+            name: "paperclip-0".into(),
+        };
+        let pod = cluster.read_self_pod(identity).await.unwrap().expect("the Paperclip pod");
+        let inherited = manifest::inherit_from_pod(&pod);
         let secret_paths: Vec<&str> = inherited.secret_volumes.iter().map(|s| s.mount_path.as_str()).collect();
         assert_eq!(secret_paths, ["/etc/git-credentials"], "1.20's service-account token Secret stays behind");
 
@@ -487,6 +496,102 @@ async fn a_job_inherits_the_paperclip_pods_image_volumes_secrets_and_env() {
             .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(written.unwrap(), "from-job\n", "the Job wrote to the Paperclip pod's PVC");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn the_self_pod_is_read_once_per_kubeconfig_and_never_shared_across_kubeconfigs() {
+    in_namespace("launch-self", |cluster, ns| async move {
+        let pods: Api<Pod> = Api::namespaced(cluster.client().clone(), &ns);
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "paperclip-0"},
+            "spec": {"containers": [{"name": "paperclip", "image": "busybox:1.36",
+                                     "command": ["sleep", "3600"]}]},
+        }))
+        .unwrap();
+        let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+        let identity = PodIdentity {
+            namespace: ns.clone(),
+            name: "paperclip-0".into(),
+        };
+        let first = cluster
+            .read_self_pod(identity.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.metadata.uid, created.metadata.uid);
+
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        pods.delete("paperclip-0", &now).await.unwrap();
+        let uid = created.metadata.uid.clone().unwrap();
+        wait(await_condition(
+            pods.clone(),
+            "paperclip-0",
+            conditions::is_deleted(&uid),
+        ))
+        .await;
+        let cached = cluster
+            .read_self_pod(identity.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cached.metadata.uid, created.metadata.uid,
+            "read once, from the cache after"
+        );
+
+        // The same cluster through another kubeconfig file has its own cache entry.
+        let copy = std::env::temp_dir().join(format!("kubeconfig-{ns}"));
+        std::fs::copy(kubeconfig(), &copy).unwrap();
+        let other = client::connect(copy.to_str()).await.unwrap();
+        let fresh = other.read_self_pod(identity).await;
+        std::fs::remove_file(&copy).unwrap();
+        assert_eq!(
+            fresh.unwrap(),
+            None,
+            "the pod is gone, and this kubeconfig never read it"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn a_job_the_apiserver_refuses_leaves_no_secret_behind() {
+    in_namespace("launch-refused", |cluster, ns| async move {
+        let client = cluster.client().clone();
+        let (mut job, secrets) = manifests(&ns, "refused", "p", &[], "true");
+        let pod = job.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        pod.restart_policy = Some("Always".into());
+        let secret_api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+        let err = launch::launch(&secret_api, &jobs, job, secrets)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), "k8s_job_create_failed");
+        let message = paperclip_claude_k8s::error::chain(&err);
+        assert!(
+            message.starts_with("cannot create Job ac-agent-1-refused: "),
+            "{message}"
+        );
+        assert!(message.contains("restartPolicy"), "{message}");
+        let left = secret_api
+            .list(&ListParams::default().labels("paperclip.io/run-id=refused"))
+            .await
+            .unwrap();
+        assert!(
+            left.items.is_empty(),
+            "Secrets left: {:?}",
+            left.items
+                .iter()
+                .map(|s| &s.metadata.name)
+                .collect::<Vec<_>>()
+        );
     })
     .await;
 }

@@ -117,23 +117,18 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Cluster, Error> {
     if let Some(cluster) = cached(&CLIENTS, &key) {
         return Ok(cluster);
     }
-    let (config, explicit) = match kubeconfig {
-        Some(path) => (load_kubeconfig(path).await?, true),
-        None if in_pod() => (kube::Config::incluster().map_err(Error::InCluster)?, false),
-        None => {
-            let options = KubeConfigOptions::default();
-            let config = kube::Config::from_kubeconfig(&options).await;
-            (
-                config.map_err(|source| Error::NoCluster {
-                    path: default_kubeconfig_path(),
-                    source,
-                })?,
-                false,
-            )
-        }
+    let config = match kubeconfig {
+        Some(path) => load_kubeconfig(path).await?,
+        None if in_pod() => kube::Config::incluster().map_err(Error::InCluster)?,
+        None => kube::Config::from_kubeconfig(&KubeConfigOptions::default())
+            .await
+            .map_err(|source| Error::NoCluster {
+                path: default_kubeconfig_path(),
+                source,
+            })?,
     };
     let url = config.cluster_url.to_string();
-    let default_namespace = if explicit {
+    let default_namespace = if kubeconfig.is_some() {
         config.default_namespace.clone()
     } else {
         namespace_from_env().unwrap_or_else(|| config.default_namespace.clone())
@@ -171,12 +166,17 @@ impl Cluster {
             &|name| std::env::var(name).ok(),
             service_account_namespace(),
         ) {
-            Some(identity) => self.read_pod(identity).await,
+            Some(identity) => self.read_self_pod(identity).await,
             None => Ok(None),
         }
     }
 
-    async fn read_pod(&self, identity: PodIdentity) -> Result<Option<Arc<Pod>>, Error> {
+    /// [`Cluster::self_pod`] for a known identity: reads the pod once per (kubeconfig,
+    /// namespace, name) and process.
+    ///
+    /// # Errors
+    /// [`Error::SelfPod`] when the read fails for another reason than not-found.
+    pub async fn read_self_pod(&self, identity: PodIdentity) -> Result<Option<Arc<Pod>>, Error> {
         type Key = (Option<String>, PodIdentity);
         static PODS: Cache<Key, Option<Arc<Pod>>> = OnceLock::new();
         let key = (self.kubeconfig.clone(), identity);

@@ -30,7 +30,7 @@ pub enum Error {
     /// Listing the agent's Jobs took longer than [`GUARD_TIMEOUT`].
     #[error("listing this agent's Jobs took longer than {GUARD_TIMEOUT:?}")]
     ListTimedOut,
-    /// Relabelling the orphan for reattach failed (a 409 means another run took it first).
+    /// Relabelling the orphan for reattach failed.
     #[error("cannot relabel Job {name} for this run")]
     Relabel {
         /// The orphan Job.
@@ -39,17 +39,24 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Another run relabelled the orphan first.
+    #[error("Job {name} was taken over by run {run} meanwhile")]
+    TakenOver {
+        /// The orphan Job.
+        name: String,
+        /// The run id it carries now.
+        run: String,
+    },
 }
 
 impl Error {
     /// The SPEC error code of this failure.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Relabel {
-                source: kube::Error::Api(status),
-                ..
-            } if status.is_conflict() => ErrorCode::ConcurrentRunBlocked,
-            _ => ErrorCode::ConcurrencyGuardUnreachable,
+            Self::TakenOver { .. } => ErrorCode::ConcurrentRunBlocked,
+            Self::List(_) | Self::ListTimedOut | Self::Relabel { .. } => {
+                ErrorCode::ConcurrencyGuardUnreachable
+            }
         }
     }
 }
@@ -184,11 +191,17 @@ pub async fn lock_agent(agent_id: &str) -> OwnedMutexGuard<()> {
     lock.lock_owned().await
 }
 
-/// Relabels `job` with this run's id (and session, if any) for reattach. The patch carries the
-/// listed resourceVersion, so when two adapters race for one orphan only one wins (409).
+/// Conflicts tolerated while relabelling: the Job controller updates an orphan's status (and so
+/// its resourceVersion) whenever its pod changes, which is no reason to give up the reattach.
+const RELABEL_ATTEMPTS: usize = 3;
+
+/// Relabels `job` (as listed) with this run's id, and session if any, for reattach. Each patch
+/// carries the resourceVersion it was decided on; on a conflict the Job is read again and, if it
+/// still carries the listed run id, patched again. So when two adapters race for one orphan,
+/// exactly one wins.
 ///
 /// # Errors
-/// [`Error::Relabel`].
+/// [`Error::TakenOver`] when another run relabelled it first; [`Error::Relabel`] otherwise.
 pub async fn relabel_for_reattach(
     jobs: &Api<Job>,
     job: &Job,
@@ -196,18 +209,41 @@ pub async fn relabel_for_reattach(
     session_id: Option<&str>,
 ) -> Result<Job, Error> {
     let name = name(job).to_owned();
+    let listed_run = label(job, LABEL_RUN).map(str::to_owned);
     let mut labels = serde_json::Map::new();
     labels.insert(LABEL_RUN.into(), run_id.into());
     if let Some(session) = session_id {
         labels.insert(LABEL_SESSION.into(), session.into());
     }
-    let patch = json!({"metadata": {
-        "labels": labels,
-        "resourceVersion": job.metadata.resource_version,
-    }});
-    jobs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|source| Error::Relabel { name, source })
+    let relabel_err = |source| Error::Relabel {
+        name: name.clone(),
+        source,
+    };
+    let mut resource_version = job.metadata.resource_version.clone();
+    let mut attempts = 1;
+    loop {
+        let patch = json!({"metadata": {"labels": labels, "resourceVersion": resource_version}});
+        match jobs
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Err(kube::Error::Api(status))
+                if status.is_conflict() && attempts < RELABEL_ATTEMPTS =>
+            {
+                attempts += 1;
+                let current = jobs.get(&name).await.map_err(relabel_err)?;
+                let current_run = label(&current, LABEL_RUN);
+                if current_run != listed_run.as_deref() {
+                    return Err(Error::TakenOver {
+                        run: current_run.unwrap_or("?").to_owned(),
+                        name,
+                    });
+                }
+                resource_version = current.metadata.resource_version;
+            }
+            result => return result.map_err(relabel_err),
+        }
+    }
 }
 
 fn name(job: &Job) -> &str {
@@ -420,22 +456,61 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::ConcurrencyGuardUnreachable);
     }
 
+    const ORPHAN_URI: &str = "/apis/batch/v1/namespaces/ns/jobs/orphan?";
+    const ORPHAN_GET_URI: &str = "/apis/batch/v1/namespaces/ns/jobs/orphan";
+
+    fn orphan_json(run: &str, resource_version: &str) -> serde_json::Value {
+        let mut job = orphan(Some("t"), None);
+        job.metadata.resource_version = Some(resource_version.into());
+        job.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(LABEL_RUN.into(), run.into());
+        serde_json::to_value(job).unwrap()
+    }
+
     #[tokio::test]
-    async fn relabel_patches_run_and_session_guarded_by_resource_version() {
+    async fn relabel_retries_a_conflict_from_a_status_update_on_the_fresh_version() {
         let (client, mut server) = client();
         let jobs: Api<Job> = Api::namespaced(client, "ns");
         let server = tokio::spawn(async move {
-            let uri = "/apis/batch/v1/namespaces/ns/jobs/orphan?";
             let patch = server
-                .expect("PATCH", uri, 409, status(409, "Conflict"))
+                .expect("PATCH", ORPHAN_URI, 409, status(409, "Conflict"))
                 .await;
             assert_eq!(patch["metadata"]["labels"][LABEL_RUN], "new-run");
             assert_eq!(patch["metadata"]["labels"][LABEL_SESSION], "s");
             assert_eq!(patch["metadata"]["resourceVersion"], "42");
+            server
+                .expect("GET", ORPHAN_GET_URI, 200, orphan_json("old-run", "43"))
+                .await;
+            let relabelled = orphan_json("new-run", "44");
+            let patch = server.expect("PATCH", ORPHAN_URI, 200, relabelled).await;
+            assert_eq!(patch["metadata"]["resourceVersion"], "43");
         });
-        let err = relabel_for_reattach(&jobs, &orphan(Some("t"), None), "new-run", Some("s"))
+        let job = relabel_for_reattach(&jobs, &orphan(Some("t"), None), "new-run", Some("s"))
+            .await
+            .unwrap();
+        assert_eq!(label(&job, LABEL_RUN), Some("new-run"));
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn relabel_gives_way_when_another_run_took_the_orphan() {
+        let (client, mut server) = client();
+        let jobs: Api<Job> = Api::namespaced(client, "ns");
+        let server = tokio::spawn(async move {
+            server
+                .expect("PATCH", ORPHAN_URI, 409, status(409, "Conflict"))
+                .await;
+            server
+                .expect("GET", ORPHAN_GET_URI, 200, orphan_json("rival-run", "43"))
+                .await;
+        });
+        let err = relabel_for_reattach(&jobs, &orphan(Some("t"), None), "new-run", None)
             .await
             .unwrap_err();
+        assert!(matches!(&err, Error::TakenOver { run, .. } if run == "rival-run"));
         assert_eq!(err.code(), ErrorCode::ConcurrentRunBlocked);
         server.await.unwrap();
     }
