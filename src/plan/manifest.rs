@@ -26,8 +26,7 @@ use crate::plan::config::Config;
 /// values in `<job>-0` and for the object's metadata.
 pub const PROMPT_CHUNK_BYTES: usize = 768 * 1024;
 
-/// Largest prompt we accept: beyond this a run would need more than a dozen Secrets, and the CLI's
-/// context window is long exhausted anyway.
+/// Largest prompt we accept (11 Secrets): far past what the CLI's context window holds anyway.
 pub const MAX_PROMPT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Key of the prompt chunk inside each prompt Secret. Secret env values use their env name as key.
@@ -57,7 +56,7 @@ const PARTS_DIR: &str = "/var/run/paperclip-prompt-parts";
 const PART_FILE: &str = "part";
 /// Where kubelet mounts the service-account token on 1.20 (a Secret volume we must not copy).
 const SERVICE_ACCOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-/// Owner-only plus group read: kubelet gives Secret files group `fsGroup`, the owner stays root.
+/// Read for owner and group: kubelet gives Secret files group `fsGroup`, the owner stays root.
 const SECRET_FILE_MODE: i32 = 0o440;
 
 /// A manifest that cannot be built from this run's inputs.
