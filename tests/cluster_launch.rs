@@ -12,7 +12,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+    ConfigMap, EnvVar, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+    ServiceAccount,
 };
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -466,8 +467,17 @@ async fn a_job_inherits_the_paperclip_pods_image_volumes_secrets_and_env() {
         let name = "ac-agent-1-inherit";
         let labels = labels("inherit");
         let secrets = manifest::build_secrets(name, &ns, &labels, &BTreeMap::new(), "p").unwrap();
-        let mut env = inherited.literal_env.clone();
-        env.extend(inherited.value_from_env.iter().cloned());
+        let literal = inherited.literal_env.iter().map(|(name, value)| EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            value_from: None,
+        });
+        let value_from = inherited.value_from_env.iter().map(|(name, source)| EnvVar {
+            name: name.clone(),
+            value: None,
+            value_from: Some(source.clone()),
+        });
+        let env = literal.chain(value_from).collect();
         let mut job = manifest::build_job(&JobInput {
             name,
             namespace: &ns,

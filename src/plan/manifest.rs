@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, KeyToPath,
+    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, KeyToPath,
     LocalObjectReference, PersistentVolumeClaimVolumeSource, Pod, PodDNSConfig, PodSecurityContext,
     PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
     SecurityContext, Toleration, Volume, VolumeMount,
@@ -101,10 +101,10 @@ pub struct Inherited {
     pub workspace_claim: Option<ClaimMount>,
     /// Secret-backed volumes of the Paperclip container (mounted read-only in the Job).
     pub secret_volumes: Vec<SecretMount>,
-    /// Env entries with a literal value.
-    pub literal_env: Vec<EnvVar>,
-    /// Env entries with `valueFrom`.
-    pub value_from_env: Vec<EnvVar>,
+    /// Env entries with a literal value (an absent value is empty), in order.
+    pub literal_env: Vec<(String, String)>,
+    /// Env entries with `valueFrom`, in order.
+    pub value_from_env: Vec<(String, EnvVarSource)>,
     /// The container's `envFrom`.
     pub env_from: Vec<EnvFromSource>,
     /// The pod's nodeSelector.
@@ -204,24 +204,21 @@ pub fn inherit_from_pod(pod: &Pod) -> Inherited {
         })
         .collect();
 
-    let env = container.and_then(|c| c.env.clone()).unwrap_or_default();
-    let (value_from_env, literal_env): (Vec<_>, Vec<_>) =
-        env.into_iter().partition(|e| e.value_from.is_some());
-    let value_from_env = value_from_env
-        .into_iter()
-        .map(|mut e| {
-            // A resourceFieldRef naming the Paperclip container would name a container the Job
-            // does not have; without a name it refers to the container it is set in.
-            if let Some(r) = e
-                .value_from
-                .as_mut()
-                .and_then(|v| v.resource_field_ref.as_mut())
-            {
-                r.container_name = None;
+    let mut literal_env = Vec::new();
+    let mut value_from_env = Vec::new();
+    for e in container.and_then(|c| c.env.clone()).unwrap_or_default() {
+        match e.value_from {
+            Some(mut source) => {
+                // A resourceFieldRef naming the Paperclip container would name a container the
+                // Job does not have; without a name it refers to the container it is set in.
+                if let Some(r) = source.resource_field_ref.as_mut() {
+                    r.container_name = None;
+                }
+                value_from_env.push((e.name, source));
             }
-            e
-        })
-        .collect();
+            None => literal_env.push((e.name, e.value.unwrap_or_default())),
+        }
+    }
 
     Inherited {
         image: container.and_then(|c| c.image.clone()),
@@ -1005,22 +1002,22 @@ mod tests {
             inherited.secret_volumes[0].source.secret_name.as_deref(),
             Some("git-credentials")
         );
-        let literal: Vec<&str> = inherited
-            .literal_env
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect();
-        assert_eq!(literal, ["PAPERCLIP_PUBLIC_URL", "EMPTY_FLAG"]);
+        let literal = [
+            ("PAPERCLIP_PUBLIC_URL", "https://paperclip.example.com"),
+            ("EMPTY_FLAG", ""),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(inherited.literal_env, literal);
         let value_from: Vec<&str> = inherited
             .value_from_env
             .iter()
-            .map(|e| e.name.as_str())
+            .map(|(name, _)| name.as_str())
             .collect();
         assert_eq!(
             value_from,
             ["ANTHROPIC_API_KEY", "POD_NAMESPACE", "MEMORY_LIMIT"]
         );
-        let memory = inherited.value_from_env[2].value_from.as_ref().unwrap();
+        let memory = &inherited.value_from_env[2].1;
         assert_eq!(
             memory.resource_field_ref.as_ref().unwrap().container_name,
             None
