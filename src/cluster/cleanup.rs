@@ -10,11 +10,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams};
 
 /// First pause before retrying a failed delete or patch: long enough for an apiserver hiccup.
-pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
 /// Longest pause between retries, so a run's cleanup ends within seconds.
-pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 /// Retries after the first attempt: four tries in all, about 3 s at worst.
-pub const RETRY_TIMES: usize = 3;
+const RETRY_TIMES: usize = 3;
 
 /// How long a run's cleanup may take, retries included. The client has no read timeout (log
 /// streams stay silent for minutes), so callers wrap [`CleanupGuard::cleanup`] in
