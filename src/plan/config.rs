@@ -370,7 +370,7 @@ impl<'a> Reader<'a> {
     fn env(&mut self) -> BTreeMap<String, String> {
         const KEY: &str = "env";
         let mut env = BTreeMap::new();
-        let Some(entries) = self.object_like(KEY, "no extra env") else {
+        let Some(entries) = self.object_like(KEY, "no extra env", &['\n']) else {
             return env;
         };
         for (name, value) in entries {
@@ -420,9 +420,14 @@ impl<'a> Reader<'a> {
         env
     }
 
-    /// An object, a JSON string of an object, or `key=value` lines / comma-separated pairs,
-    /// as ordered `(key, value)` pairs.
-    fn object_like(&mut self, key: &str, instead: &str) -> Option<Vec<(String, Value)>> {
+    /// An object, a JSON string of an object, or `key=value` entries split at `separators`
+    /// (`#` comments and blank entries skipped), as ordered `(key, value)` pairs.
+    fn object_like(
+        &mut self,
+        key: &str,
+        instead: &str,
+        separators: &[char],
+    ) -> Option<Vec<(String, Value)>> {
         match self.get(key)? {
             Value::Object(m) => Some(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             Value::String(s) if s.trim().is_empty() => None,
@@ -435,7 +440,7 @@ impl<'a> Reader<'a> {
             },
             Value::String(s) => {
                 let mut pairs = Vec::new();
-                for item in s.split(['\n', ',']).map(str::trim) {
+                for item in s.split(separators).map(str::trim) {
                     if item.is_empty() || item.starts_with('#') {
                         continue;
                     }
@@ -465,7 +470,7 @@ impl<'a> Reader<'a> {
     /// the adapter owns.
     fn label_map(&mut self, key: &str, reserved: bool) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        let Some(entries) = self.object_like(key, "none") else {
+        let Some(entries) = self.object_like(key, "none", &['\n', ',']) else {
             return out;
         };
         for (name, value) in entries {
@@ -895,12 +900,13 @@ mod tests {
         );
         let (config, _) = parse(json!({"env": "{\"C\": \"3\"}"}));
         assert_eq!(config.env["C"], "3");
-        let (config, warnings) = parse(json!({"env": "D=4\n# comment\nE=a=b\n"}));
+        let (config, warnings) = parse(json!({"env": "D=4\n# comment\nE=a=b\nNO_PROXY=a,b\n"}));
         assert!(warnings.is_empty());
         assert_eq!(
             (config.env["D"].as_str(), config.env["E"].as_str()),
             ("4", "a=b")
         );
+        assert_eq!(config.env["NO_PROXY"], "a,b");
     }
 
     #[test]

@@ -354,15 +354,16 @@ impl Transcript {
         let Some(result) = &self.result else {
             return Some(self.classify_without_result(end));
         };
-        if exit != 0 && is_unknown_session(result) {
-            let message = describe_failure(result)
-                .unwrap_or_else(|| format!("Claude exited with code {exit}"));
-            return Some(Failure::new(ErrorCode::SessionUnavailable, message));
-        }
         let is_error = result
             .get("is_error")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        // NB: an unknown exit code (pod already gone) must not hide a failing result.
+        if (end.exit_code != Some(0) || is_error) && is_unknown_session(result) {
+            let message = describe_failure(result)
+                .unwrap_or_else(|| format!("Claude exited with code {exit}"));
+            return Some(Failure::new(ErrorCode::SessionUnavailable, message));
+        }
         let subtype = result
             .get("subtype")
             .and_then(Value::as_str)
@@ -867,6 +868,14 @@ mod tests {
         assert!(r.error_message.unwrap().contains("No conversation found"));
         assert_eq!(r.clear_session, Some(true));
         assert_eq!((r.session_id, r.session_params), (None, None));
+        let r = run(
+            result,
+            RunEnd {
+                exit_code: None,
+                ..end(1)
+            },
+        );
+        assert_eq!(r.error_code.as_deref(), Some("session_unavailable"));
     }
 
     #[test]
