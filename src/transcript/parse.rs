@@ -145,6 +145,21 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_of_a_genuine_line_is_text_never_a_panic_or_a_false_event() {
+        let text =
+            include_str!("../../tests/fixtures/transcripts/02-tool-use-bash-bypass.stream.jsonl");
+        for line in text.lines() {
+            for (at, _) in line.char_indices().skip(1) {
+                assert!(
+                    matches!(parse_line(&line[..at]), Event::Text(_)),
+                    "{}",
+                    &line[..at]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_line_of_the_genuine_transcripts_parses_to_a_known_event() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/transcripts");
         let mut files = 0;
