@@ -4,13 +4,9 @@
 //! `selectPaperclipTaskMarkdown`, `renderPaperclipWakePrompt`) as `claude_local` calls them, and
 //! checked against prompts the real package renders (`tests/fixtures/prompts`).
 //!
-//! The wake prompt port covers the issue, comments, recovery, execution contract, planning
-//! directive, checkbox selections, blockers and tree holds, agent session messages, execution
-//! stages, task watchdogs, continuation and liveness summaries, child issues, answered questions
-//! and connector skills. Sections Paperclip renders for external chat turns, plan and document
-//! review, plan annotations and execution continuations are not rendered here; their presence
-//! still produces the wake header, and the raw payload reaches the agent as
-//! `PAPERCLIP_WAKE_PAYLOAD_JSON`.
+//! Two wake sections are not ported: external chat turns (rendered as ordinary wakes here) and
+//! the body of a version-1 `executionContinuation` (its presence still produces the wake header).
+//! The raw payload always reaches the agent as `PAPERCLIP_WAKE_PAYLOAD_JSON`.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -248,17 +244,12 @@ struct Wake {
     question_response: Option<(String, String, bool)>,
     checkbox: Option<Checkbox>,
     agent_message: Option<AgentMessage>,
+    annotations: Vec<Annotation>,
+    plan_review: Option<ReviewContext>,
+    document_review: Option<DocumentReview>,
     execution_stage: Option<ExecutionStage>,
     watchdog: Option<Watchdog>,
 }
-
-/// Payload keys whose sections are not ported but still make a wake worth announcing.
-const UNRENDERED_WAKE_KEYS: [&str; 4] = [
-    "executionContinuation",
-    "planReviewContext",
-    "documentReviewContext",
-    "annotationDeltas",
-];
 
 /// Longest answered-question summary Paperclip puts in a wake prompt.
 const MAX_QUESTION_RESPONSE_CHARS: usize = 12_000;
@@ -400,15 +391,22 @@ impl Wake {
             question_response,
             checkbox: p.get("checkboxSelection").and_then(Checkbox::normalize),
             agent_message: p.get("agentMessage").and_then(AgentMessage::normalize),
+            annotations: list("annotationDeltas")
+                .iter()
+                .filter_map(Annotation::normalize)
+                .collect(),
+            plan_review: p
+                .get("planReviewContext")
+                .and_then(|v| ReviewContext::normalize(v, opt_str(v, "issueId"))),
+            document_review: p
+                .get("documentReviewContext")
+                .and_then(DocumentReview::normalize),
             execution_stage: p.get("executionStage").and_then(ExecutionStage::normalize),
             watchdog: p.get("taskWatchdog").and_then(Watchdog::normalize),
         };
-        let unrendered = UNRENDERED_WAKE_KEYS.iter().any(|k| match p.get(*k) {
-            Some(Value::Object(m)) => !m.is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::String(s)) => !s.trim().is_empty(),
-            _ => false,
-        });
+        // NB: Paperclip renders a version-1 `executionContinuation`; any truthy one at least
+        // makes the wake worth announcing.
+        let continuation = p.get("executionContinuation").is_some_and(is_truthy);
         let empty = wake.comments.is_empty()
             && wake.comment_ids.is_empty()
             && wake.children.is_empty()
@@ -424,8 +422,11 @@ impl Wake {
             && wake.checkbox.is_none()
             && wake.agent_message.is_none()
             && wake.execution_stage.is_none()
-            && wake.watchdog.is_none();
-        (!empty || unrendered).then_some(wake)
+            && wake.watchdog.is_none()
+            && wake.annotations.is_empty()
+            && wake.plan_review.is_none()
+            && wake.document_review.is_none();
+        (!empty || continuation).then_some(wake)
     }
 
     fn is_recovery(&self) -> bool {
@@ -688,10 +689,27 @@ impl Wake {
         }
     }
 
-    /// Agent session message, execution stage and task watchdog sections.
+    /// Agent session message, plan and document review, execution stage and task watchdog
+    /// sections.
     fn role_lines(&self, lines: &mut Vec<String>) {
         if let Some(message) = &self.agent_message {
             message.render(lines);
+        }
+        if !self.annotations.is_empty() {
+            lines.extend([
+                String::new(),
+                "New plan annotation deltas:".into(),
+                "These direct annotation deltas are user feedback tied to plan text.".into(),
+            ]);
+            for annotation in &self.annotations {
+                annotation.render(lines);
+            }
+        }
+        if let Some(plan) = &self.plan_review {
+            plan.render_plan(lines);
+        }
+        if let Some(review) = &self.document_review {
+            review.render(lines);
         }
         if let Some(stage) = &self.execution_stage {
             stage.render(lines);
@@ -791,6 +809,578 @@ const EXTERNAL_INTERACTION_CONTINUATION: [&str; 7] = [
 ];
 
 const SIMPLIFIED_ENGLISH: &str = "- interaction language (experimental): write every user interaction you post (request_confirmation, ask_user_questions, suggest_tasks, checkbox prompts and options, and any other content rendered inside an interaction block) in ASD-STE100 Simplified Technical English. In each interaction, briefly tell the user what information they need to make the decision and what happens for each choice. This applies only to interaction content — write your thinking, comments, documents, and other responses in your usual style.";
+
+/// `{type, id}` of a review author, as `<type> <id>`.
+fn author_label(v: Option<&Value>) -> String {
+    let (kind, id) = (
+        v.and_then(|a| opt_str(a, "type")),
+        v.and_then(|a| opt_str(a, "id")),
+    );
+    match (kind, id) {
+        (kind, Some(id)) => format!("{} {id}", kind.as_deref().unwrap_or("unknown")),
+        (kind, None) => kind.unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// A JSON number Paperclip would read as positive, if it is one.
+fn positive(v: &Value, key: &str) -> Option<f64> {
+    v.get(key)
+        .and_then(Value::as_f64)
+        .filter(|n| n.is_finite() && *n > 0.0)
+}
+
+/// `v[key]` as a string, blank allowed (selected and surrounding text).
+fn raw_str(v: &Value, key: &str) -> String {
+    str_at(v, key).to_string()
+}
+
+fn flag_at(v: &Value, key: &str) -> bool {
+    v.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// JavaScript truthiness.
+fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+/// `(status, revision #n, anchor state, anchor confidence)`, the parts present, as ` (a, b)`.
+fn state_suffix(
+    status: &Option<String>,
+    revision: Option<f64>,
+    anchor: &Option<String>,
+    confidence: &Option<String>,
+) -> String {
+    let revision = revision.map(|n| format!("revision #{}", js_number(n)));
+    let parts: Vec<&str> = [
+        status.as_deref(),
+        revision.as_deref(),
+        anchor.as_deref(),
+        confidence.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+/// `<label>: <text or (empty)>`, then `[<label> truncated]` when cut.
+fn review_text(lines: &mut Vec<String>, label: &str, text: &str, truncated: bool) {
+    let shown = if text.trim().is_empty() {
+        "(empty)"
+    } else {
+        text
+    };
+    lines.push(format!("{label}: {shown}"));
+    if truncated {
+        lines.push(format!("[{} truncated]", label.trim().to_lowercase()));
+    }
+}
+
+/// `annotationDeltas[]`: one new annotation on plan text.
+struct Annotation {
+    label: String,
+    state: String,
+    thread_id: Option<String>,
+    document_key: Option<String>,
+    quote: String,
+    prefix: String,
+    suffix: String,
+    author: String,
+    created_at: Option<String>,
+    body: String,
+    body_truncated: bool,
+}
+
+impl Annotation {
+    fn normalize(v: &Value) -> Option<Self> {
+        let (id, thread_id, document_key) = (
+            opt_str(v, "id"),
+            opt_str(v, "threadId"),
+            opt_str(v, "documentKey"),
+        );
+        let (quote, body) = (raw_str(v, "quote"), raw_str(v, "body"));
+        if id.is_none()
+            && thread_id.is_none()
+            && document_key.is_none()
+            && quote.trim().is_empty()
+            && body.trim().is_empty()
+        {
+            return None;
+        }
+        Some(Self {
+            label: id
+                .or_else(|| thread_id.clone())
+                .unwrap_or_else(|| "unknown".into()),
+            state: state_suffix(
+                &opt_str(v, "threadStatus"),
+                positive(v, "revisionNumber"),
+                &opt_str(v, "anchorState"),
+                &opt_str(v, "anchorConfidence"),
+            ),
+            thread_id,
+            document_key,
+            quote,
+            prefix: raw_str(v, "prefix"),
+            suffix: raw_str(v, "suffix"),
+            author: author_label(v.get("author")),
+            created_at: opt_str(v, "createdAt"),
+            body,
+            body_truncated: flag_at(v, "bodyTruncated"),
+        })
+    }
+
+    fn render(&self, lines: &mut Vec<String>) {
+        lines.push(format!("- annotation {}{}", self.label, self.state));
+        lines.extend(self.thread_id.as_ref().map(|t| format!("  thread: {t}")));
+        lines.extend(
+            self.document_key
+                .as_ref()
+                .map(|d| format!("  document: {d}")),
+        );
+        review_text(lines, "  selected text", &self.quote, false);
+        review_text(lines, "  context before", &self.prefix, false);
+        review_text(lines, "  context after", &self.suffix, false);
+        let at = self
+            .created_at
+            .as_deref()
+            .map(|c| format!(" at {c}"))
+            .unwrap_or_default();
+        lines.push(format!("  comment by {}{at}:", self.author));
+        lines.push(self.body.clone());
+        if self.body_truncated {
+            lines.push("[annotation comment body truncated]".into());
+        }
+    }
+}
+
+/// One annotation thread of a plan or document review.
+struct ReviewThread {
+    header: String,
+    selected: (String, bool),
+    prefix: (String, bool),
+    suffix: (String, bool),
+    /// `(header, body, body truncated)`
+    comments: Vec<(String, String, bool)>,
+    comment_count: f64,
+    comments_truncated: bool,
+}
+
+/// Truncation notes of a review kind: comment body, thread comments.
+struct ReviewLabels {
+    comment_body: &'static str,
+    thread_comments: &'static str,
+}
+
+const PLAN_LABELS: ReviewLabels = ReviewLabels {
+    comment_body: "[plan comment body truncated]",
+    thread_comments: "[plan thread comments truncated]",
+};
+
+const DOCUMENT_LABELS: ReviewLabels = ReviewLabels {
+    comment_body: "[document annotation comment body truncated]",
+    thread_comments: "[document annotation thread comments truncated]",
+};
+
+impl ReviewThread {
+    fn normalize(v: &Value) -> Option<Self> {
+        let comments: Vec<(String, String, bool)> = v
+            .get("comments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let (id, body) = (opt_str(c, "id"), raw_str(c, "body"));
+                if id.is_none() && opt_str(c, "threadId").is_none() && body.trim().is_empty() {
+                    return None;
+                }
+                let at = opt_str(c, "createdAt")
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default();
+                let header = format!(
+                    "  comment {} by {}{at}:",
+                    id.as_deref().unwrap_or("unknown"),
+                    author_label(c.get("author"))
+                );
+                Some((header, body, flag_at(c, "bodyTruncated")))
+            })
+            .collect();
+        let (id, selected) = (opt_str(v, "id"), raw_str(v, "selectedText"));
+        if id.is_none()
+            && opt_str(v, "documentId").is_none()
+            && selected.trim().is_empty()
+            && comments.is_empty()
+        {
+            return None;
+        }
+        let state = state_suffix(
+            &opt_str(v, "status"),
+            positive(v, "revisionNumber"),
+            &opt_str(v, "anchorState"),
+            &opt_str(v, "anchorConfidence"),
+        );
+        let count = number_or(v, "commentCount", comments.len() as f64);
+        Some(Self {
+            header: format!("- thread {}{state}", id.as_deref().unwrap_or("unknown")),
+            selected: (selected, flag_at(v, "selectedTextTruncated")),
+            prefix: (raw_str(v, "prefixText"), flag_at(v, "prefixTextTruncated")),
+            suffix: (raw_str(v, "suffixText"), flag_at(v, "suffixTextTruncated")),
+            comment_count: if count >= 0.0 {
+                count
+            } else {
+                comments.len() as f64
+            },
+            comments,
+            comments_truncated: flag_at(v, "commentsTruncated"),
+        })
+    }
+
+    fn render(&self, lines: &mut Vec<String>, labels: &ReviewLabels) {
+        lines.push(self.header.clone());
+        review_text(lines, "  selected text", &self.selected.0, self.selected.1);
+        review_text(lines, "  context before", &self.prefix.0, self.prefix.1);
+        review_text(lines, "  context after", &self.suffix.0, self.suffix.1);
+        for (header, body, truncated) in &self.comments {
+            lines.push(header.clone());
+            lines.push(body.clone());
+            if *truncated {
+                lines.push(labels.comment_body.into());
+            }
+        }
+        if self.comments_truncated {
+            lines.push(labels.thread_comments.into());
+        }
+    }
+}
+
+/// A finite JSON number at `key`, else `default`.
+fn number_or(v: &Value, key: &str, default: f64) -> f64 {
+    v.get(key)
+        .and_then(Value::as_f64)
+        .filter(|n| n.is_finite())
+        .unwrap_or(default)
+}
+
+/// Thread and comment counts of a review.
+#[derive(Clone, Copy)]
+struct ReviewTotals {
+    open_threads: f64,
+    included_threads: f64,
+    omitted_threads: f64,
+    comments: f64,
+    included_comments: f64,
+    omitted_comments: f64,
+}
+
+impl ReviewTotals {
+    fn render(&self, lines: &mut Vec<String>) {
+        lines.push(format!(
+            "- open annotation threads included: {}/{}",
+            js_number(self.included_threads),
+            js_number(self.open_threads)
+        ));
+        lines.push(format!(
+            "- annotation comments included: {}/{}",
+            js_number(self.included_comments),
+            js_number(self.comments)
+        ));
+    }
+}
+
+/// `planReviewContext`, or one document of a `documentReviewContext`.
+struct ReviewContext {
+    document_key: Option<String>,
+    title: Option<String>,
+    latest_revision_id: Option<String>,
+    latest_revision_number: Option<f64>,
+    threads: Vec<ReviewThread>,
+    interaction: Option<Vec<String>>,
+    totals: ReviewTotals,
+    truncated: bool,
+}
+
+impl ReviewContext {
+    /// `issue_id` is the context's own, or for a document the enclosing review's, which
+    /// Paperclip copies over each document's.
+    fn normalize(v: &Value, issue_id: Option<String>) -> Option<Self> {
+        let threads: Vec<ReviewThread> = v
+            .get("threads")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(ReviewThread::normalize)
+            .collect();
+        let interaction = v.get("interaction").and_then(plan_interaction_lines);
+        let document_key = opt_str(v, "documentKey");
+        if document_key.is_none()
+            && issue_id.is_none()
+            && threads.is_empty()
+            && interaction.is_none()
+        {
+            return None;
+        }
+        let totals = v.get("totals").unwrap_or(&Value::Null);
+        let thread_count = threads.len() as f64;
+        let open = number_or(totals, "openThreadCount", thread_count);
+        let included = number_or(totals, "includedThreadCount", thread_count);
+        let comments = number_or(
+            totals,
+            "commentCount",
+            threads.iter().map(|t| t.comment_count).sum(),
+        );
+        let included_comments = number_or(
+            totals,
+            "includedCommentCount",
+            threads.iter().map(|t| t.comments.len() as f64).sum(),
+        );
+        let totals = ReviewTotals {
+            open_threads: open.max(0.0),
+            included_threads: included.max(0.0),
+            omitted_threads: number_or(
+                totals,
+                "omittedThreadCount",
+                (open - thread_count).max(0.0),
+            )
+            .max(0.0),
+            comments: comments.max(0.0),
+            included_comments: included_comments.max(0.0),
+            omitted_comments: number_or(
+                totals,
+                "omittedCommentCount",
+                (comments - included_comments).max(0.0),
+            )
+            .max(0.0),
+        };
+        Some(Self {
+            document_key,
+            title: opt_str(v, "title"),
+            latest_revision_id: opt_str(v, "latestRevisionId"),
+            latest_revision_number: positive(v, "latestRevisionNumber"),
+            threads,
+            interaction,
+            totals,
+            truncated: flag_at(v, "truncated"),
+        })
+    }
+
+    fn render_plan(&self, lines: &mut Vec<String>) {
+        lines.extend([
+            String::new(),
+            "Open plan comments to incorporate:".into(),
+            "These open plan annotations are user feedback. Resolved annotations were intentionally omitted.".into(),
+            "Read this before revising the plan or acting on an accepted plan.".into(),
+        ]);
+        if self.latest_revision_number.is_some() || self.latest_revision_id.is_some() {
+            lines.push(format!(
+                "- latest plan revision: {}{}",
+                self.revision_number(),
+                self.revision_id_suffix()
+            ));
+        }
+        lines.extend(self.interaction.iter().flatten().cloned());
+        self.totals.render(lines);
+        for thread in &self.threads {
+            thread.render(lines, &PLAN_LABELS);
+        }
+        let t = &self.totals;
+        if t.omitted_threads > 0.0 || t.omitted_comments > 0.0 || self.truncated {
+            lines.push("[plan review context truncated]".into());
+        }
+    }
+
+    fn render_document(&self, lines: &mut Vec<String>) {
+        let heading = self
+            .title
+            .as_deref()
+            .or(self.document_key.as_deref())
+            .unwrap_or("Document");
+        lines.extend([
+            String::new(),
+            format!("### {heading}"),
+            format!(
+                "- document key: {}",
+                self.document_key.as_deref().unwrap_or("unknown")
+            ),
+            format!(
+                "- latest revision: {}{}",
+                self.revision_number(),
+                self.revision_id_suffix()
+            ),
+        ]);
+        for thread in &self.threads {
+            thread.render(lines, &DOCUMENT_LABELS);
+        }
+        if self.truncated {
+            lines.push("[document annotation context truncated]".into());
+        }
+    }
+
+    fn revision_number(&self) -> String {
+        self.latest_revision_number
+            .map(js_number)
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    fn revision_id_suffix(&self) -> String {
+        self.latest_revision_id
+            .as_deref()
+            .map(|id| format!(" ({id})"))
+            .unwrap_or_default()
+    }
+}
+
+/// `planReviewContext.interaction` as its rendered lines, if it says anything.
+fn plan_interaction_lines(v: &Value) -> Option<Vec<String>> {
+    let (kind, status) = (opt_str(v, "kind"), opt_str(v, "status"));
+    let target = v.get("target").and_then(review_target_label);
+    let accepted = v
+        .get("acceptedTargetRevision")
+        .and_then(review_target_label);
+    let result = v.get("result");
+    let (outcome, reason, comment_id) = (
+        result.and_then(|r| opt_str(r, "outcome")),
+        result.and_then(|r| opt_str(r, "reason")),
+        result.and_then(|r| opt_str(r, "commentId")),
+    );
+    let has_result = outcome.is_some() || reason.is_some() || comment_id.is_some();
+    if opt_str(v, "id").is_none()
+        && kind.is_none()
+        && status.is_none()
+        && target.is_none()
+        && accepted.is_none()
+        && !has_result
+    {
+        return None;
+    }
+    let mut lines = vec![format!(
+        "- interaction: {} {}",
+        kind.as_deref().unwrap_or("unknown"),
+        status.as_deref().unwrap_or("unknown")
+    )];
+    if status.as_deref() == Some("rejected") {
+        lines.push("The user requested changes to this plan. Revise it using the feedback below; this is not approval to implement or hand off execution tasks. In Ask mode, discuss the requested changes without mutating documents or tasks.".into());
+    }
+    if has_result {
+        let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+        lines.push(format!(
+            "- result: {}{reason}",
+            outcome.as_deref().unwrap_or("unknown")
+        ));
+        lines.extend(comment_id.map(|c| format!("- result comment id: {c}")));
+    }
+    lines.push(format!(
+        "- target: {}",
+        target.unwrap_or_else(|| "none".into())
+    ));
+    lines.extend(accepted.map(|a| format!("- accepted target: {a}")));
+    Some(lines)
+}
+
+/// `<key> revision #n`, if the target names anything.
+fn review_target_label(v: &Value) -> Option<String> {
+    let key = opt_str(v, "key");
+    let revision_id = opt_str(v, "revisionId");
+    let number = v
+        .get("revisionNumber")
+        .and_then(Value::as_f64)
+        .filter(|n| *n != 0.0 && !n.is_nan());
+    if opt_str(v, "issueId").is_none()
+        && opt_str(v, "documentId").is_none()
+        && key.is_none()
+        && revision_id.is_none()
+        && number.is_none()
+    {
+        return None;
+    }
+    let revision = match (number.filter(|n| *n > 0.0), revision_id) {
+        (Some(n), _) => format!("revision #{}", js_number(n)),
+        (None, Some(id)) => format!("revision {id}"),
+        (None, None) => "unknown revision".into(),
+    };
+    Some(format!(
+        "{} {revision}",
+        key.as_deref().unwrap_or("document")
+    ))
+}
+
+/// `documentReviewContext`: open annotations grouped by issue document.
+struct DocumentReview {
+    documents: Vec<ReviewContext>,
+    totals: ReviewTotals,
+    truncated: bool,
+}
+
+impl DocumentReview {
+    fn normalize(v: &Value) -> Option<Self> {
+        let issue_id = opt_str(v, "issueId");
+        let documents: Vec<ReviewContext> = v
+            .get("documents")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                ReviewContext::normalize(
+                    if d.is_object() { d } else { &Value::Null },
+                    issue_id.clone(),
+                )
+            })
+            .collect();
+        if issue_id.is_none() && documents.is_empty() {
+            return None;
+        }
+        let totals = v.get("totals").unwrap_or(&Value::Null);
+        let sum = |f: fn(&ReviewTotals) -> f64| documents.iter().map(|d| f(&d.totals)).sum::<f64>();
+        let open = number_or(totals, "openThreadCount", sum(|t| t.open_threads));
+        let included = number_or(totals, "includedThreadCount", sum(|t| t.included_threads));
+        let comments = number_or(totals, "commentCount", sum(|t| t.comments));
+        let included_comments =
+            number_or(totals, "includedCommentCount", sum(|t| t.included_comments));
+        let totals = ReviewTotals {
+            open_threads: open,
+            included_threads: included,
+            omitted_threads: number_or(totals, "omittedThreadCount", (open - included).max(0.0)),
+            comments,
+            included_comments,
+            omitted_comments: number_or(
+                totals,
+                "omittedCommentCount",
+                (comments - included_comments).max(0.0),
+            ),
+        };
+        Some(Self {
+            documents,
+            totals,
+            truncated: flag_at(v, "truncated"),
+        })
+    }
+
+    fn render(&self, lines: &mut Vec<String>) {
+        lines.extend([
+            String::new(),
+            "## Open document annotations".into(),
+            String::new(),
+            "These open annotations are grouped by issue document. Resolved annotations were intentionally omitted.".into(),
+            "Scope: a document annotation authorizes document edits and thread replies only; propose a child issue before making code changes.".into(),
+            "For snapshot documents such as QA evidence and run summaries, prefer replying and resolving the thread over rewriting the snapshot.".into(),
+        ]);
+        self.totals.render(lines);
+        for document in &self.documents {
+            document.render_document(lines);
+        }
+        if self.truncated {
+            lines.push("[document review context truncated]".into());
+        }
+    }
+}
 
 /// `checkboxSelection`: the options a user ticked.
 struct Checkbox {
