@@ -167,6 +167,9 @@ pub struct RunEnd {
     pub workspace: Workspace,
     /// Who bills the tokens.
     pub billing: Billing,
+    /// When the run ended; with it, a usage limit's "resets at 5pm (Europe/Paris)" wording
+    /// becomes `retryNotBefore` (a clock time without a zone is read as UTC).
+    pub now: Option<jiff::Timestamp>,
 }
 
 /// A bounded digest of one run's stream-json: only what [`Transcript::finish`] needs.
@@ -323,13 +326,8 @@ impl Transcript {
             if f.code == ErrorCode::SessionUnavailable {
                 out.clear_session = Some(true);
             }
-            if let Some(family) = f.family {
-                out.error_family = Some(family.into());
-                out.retry_not_before = self
-                    .rate_limit_resets_at
-                    .and_then(|s| jiff::Timestamp::from_second(s).ok())
-                    .map(|t| t.to_string());
-            }
+            out.error_family = f.family.map(String::from);
+            out.retry_not_before = f.retry_not_before.map(|t| t.to_string());
         }
         let keep_session = failure
             .as_ref()
@@ -376,7 +374,7 @@ impl Transcript {
             describe_failure(result).unwrap_or_else(|| format!("Claude exited with code {exit}"));
         let mut failure = Failure::new(ErrorCode::ClaudeRunFailed, message);
         if !is_max_turns(result) {
-            self.add_family(&mut failure, Some(result));
+            self.add_family(&mut failure, Some(result), end.now);
         }
         Some(failure)
     }
@@ -435,13 +433,20 @@ impl Transcript {
             failure.code,
             ErrorCode::LlmApiError | ErrorCode::ClaudeRunFailed
         ) {
-            self.add_family(&mut failure, None);
+            self.add_family(&mut failure, None, end.now);
         }
         failure
     }
 
-    /// Login-required, provider-quota or transient-upstream, from the words Claude used.
-    fn add_family(&self, failure: &mut Failure, result: Option<&Value>) {
+    /// Login-required, provider-quota or transient-upstream, from the words Claude used, and
+    /// when a retry makes sense: the rate-limit reset the CLI reported, else the reset time a
+    /// usage-limit message names.
+    fn add_family(
+        &self,
+        failure: &mut Failure,
+        result: Option<&Value>,
+        now: Option<jiff::Timestamp>,
+    ) {
         let mut hay = vec![failure.message.clone()];
         if let Some(r) = result {
             hay.extend(r.get("result").and_then(Value::as_str).map(str::to_string));
@@ -465,6 +470,12 @@ impl Transcript {
         {
             failure.family = Some("transient_upstream");
         }
+        if failure.family.is_some() {
+            failure.retry_not_before = self
+                .rate_limit_resets_at
+                .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                .or_else(|| now.and_then(|now| usage_limit_reset(&haystack, now)));
+        }
     }
 }
 
@@ -473,6 +484,7 @@ struct Failure {
     code: ErrorCode,
     message: String,
     family: Option<&'static str>,
+    retry_not_before: Option<jiff::Timestamp>,
     signal: Option<String>,
     meta: Option<Value>,
 }
@@ -483,6 +495,7 @@ impl Failure {
             code,
             message,
             family: None,
+            retry_not_before: None,
             signal: None,
             meta: None,
         }
@@ -512,6 +525,54 @@ static UNKNOWN_SESSION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)no conversation found with session id|unknown session|session .* not found|not a valid UUID|invalid uuid|--resume requires a valid session|is not a UUID|does not match any session title")
         .expect("session pattern is valid")
 });
+
+/// `claude_local`'s usage-limit reset wording: the clock time and an optional zone in parentheses.
+static USAGE_LIMIT_RESET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:you(?:'|’)ve\s+hit\s+your\s+(?:\w+\s+)?limit|session\s+limit\s+(?:reached|exceeded)|out\s+of\s+extra\s+usage|extra\s+usage|usage\s+limit\s+reached|usage\s+cap\s+reached|5[-\s]?hour\s+limit\s+reached|weekly\s+limit\s+reached|claude\s+usage\s+limit\s+reached)[\s\S]{0,120}?\bresets?\s+(?:at\s+)?([^\n()]+?)(?:\s*\(([^)]+)\))?(?:[.!]|\n|$)")
+        .expect("reset pattern is valid")
+});
+
+/// `h[:mm] am|pm`
+static CLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s*m\.?").expect("clock pattern is valid")
+});
+
+/// The next time after `now` that a usage-limit message says the limit resets, as
+/// `extractClaudeRetryNotBefore` reads it ("resets 5pm (Europe/Paris)"). A zone that is not
+/// given or not known is read as UTC.
+fn usage_limit_reset(haystack: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let caps = USAGE_LIMIT_RESET.captures(haystack)?;
+    let clock_text = caps
+        .get(1)?
+        .as_str()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let clock = CLOCK.captures(&clock_text)?;
+    let hour12: i8 = clock[1].parse().ok().filter(|h| (1..=12).contains(h))?;
+    let minute: i8 = clock
+        .get(2)
+        .map_or(Some(0), |m| m.as_str().parse().ok())
+        .filter(|m| (0..=59).contains(m))?;
+    let hour = hour12 % 12
+        + if clock[3].eq_ignore_ascii_case("p") {
+            12
+        } else {
+            0
+        };
+    let zone = caps
+        .get(2)
+        .map(|z| z.as_str().trim())
+        .filter(|z| !z.eq_ignore_ascii_case("utc") && !z.eq_ignore_ascii_case("gmt"))
+        .and_then(|z| jiff::tz::TimeZone::get(z).ok())
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    let today = now.to_zoned(zone.clone()).date();
+    [today, today.tomorrow().ok()?]
+        .into_iter()
+        .filter_map(|day| day.at(hour, minute, 0, 0).to_zoned(zone.clone()).ok())
+        .map(|z| z.timestamp())
+        .find(|t| *t > now)
+}
 
 /// The messages of `errors[]`: strings, or objects' `message` / `error` / `code`.
 fn error_messages(result: &Value) -> Vec<String> {
@@ -1084,6 +1145,51 @@ mod tests {
         let r = run(&[INIT, rl, result].join("\n"), end(1));
         assert_eq!(r.error_family.as_deref(), Some("transient_upstream"));
         assert_eq!(r.retry_not_before.as_deref(), Some("2023-11-14T22:13:20Z"));
+    }
+
+    #[test]
+    fn usage_limit_reset_time_becomes_retry_not_before() {
+        let result = r#"{"type":"result","subtype":"success","is_error":true,"result":"Claude usage limit reached. Your limit will reset at 5pm (UTC)."}"#;
+        let now: jiff::Timestamp = "2026-11-21T18:30:00Z".parse().unwrap();
+        let r = run(
+            result,
+            RunEnd {
+                now: Some(now),
+                ..end(1)
+            },
+        );
+        assert_eq!(r.error_family.as_deref(), Some("provider_quota"));
+        assert_eq!(r.retry_not_before.as_deref(), Some("2026-11-22T17:00:00Z"));
+        let earlier: jiff::Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
+        let r = run(
+            result,
+            RunEnd {
+                now: Some(earlier),
+                ..end(1)
+            },
+        );
+        assert_eq!(r.retry_not_before.as_deref(), Some("2026-11-21T17:00:00Z"));
+        assert_eq!(run(result, end(1)).retry_not_before, None);
+    }
+
+    #[test]
+    fn reset_clock_reads_minutes_and_zones() {
+        let now: jiff::Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
+        let at = |text: &str| usage_limit_reset(text, now).map(|t| t.to_string());
+        assert_eq!(
+            at("5-hour limit reached ∙ resets 3:15am"),
+            Some("2026-07-01T03:15:00Z".into())
+        );
+        assert_eq!(
+            at("usage limit reached, resets 12pm (GMT)"),
+            Some("2026-07-01T12:00:00Z".into())
+        );
+        assert_eq!(
+            at("usage limit reached, resets 1am (Mars/Olympus)"),
+            Some("2026-07-01T01:00:00Z".into())
+        );
+        assert_eq!(at("usage limit reached. resets at 13pm"), None);
+        assert_eq!(at("resets at 5pm"), None);
     }
 
     #[test]
