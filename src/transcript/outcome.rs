@@ -5,6 +5,7 @@
 //! upstream) are ported from `@paperclipai/adapter-claude-local` (`server/parse.js`), so a
 //! `claude_k8s` run fails the way a `claude_local` run of the same CLI output does.
 
+use std::collections::VecDeque;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -179,7 +180,7 @@ pub struct Transcript {
     init_session_id: Option<String>,
     init_model: Option<String>,
     result: Option<Value>,
-    summary_texts: Vec<String>,
+    summary_texts: VecDeque<String>,
     summary_bytes: usize,
     saw_content: bool,
     last_message_empty: bool,
@@ -270,9 +271,9 @@ impl Transcript {
     fn push_summary_text(&mut self, text: &str) {
         let text = tail(text, SUMMARY_MAX_BYTES);
         self.summary_bytes += text.len();
-        self.summary_texts.push(text.to_string());
+        self.summary_texts.push_back(text.to_string());
         while self.summary_bytes > SUMMARY_MAX_BYTES {
-            let dropped = self.summary_texts.remove(0);
+            let dropped = self.summary_texts.pop_front().unwrap_or_default();
             self.summary_bytes -= dropped.len();
         }
     }
@@ -296,7 +297,10 @@ impl Transcript {
         let summary = text("result")
             .filter(|t| !t.is_empty())
             .map(str::to_string)
-            .unwrap_or_else(|| self.summary_texts.join("\n\n").trim().to_string());
+            .unwrap_or_else(|| {
+                let texts: Vec<&str> = self.summary_texts.iter().map(String::as_str).collect();
+                texts.join("\n\n").trim().to_string()
+            });
         let (usage, cost_usd) = result.map(usage_and_cost).unzip();
         let mut out = RunResult {
             exit_code: end.exit_code,
@@ -312,7 +316,6 @@ impl Transcript {
                 .clone()
                 .or_else(|| non_blank(text("model").map(str::to_string)))
                 .or(end.config_model.clone()),
-            result_json: self.result.clone(),
             summary: (!summary.is_empty()).then_some(summary),
             clear_session: result.is_some_and(is_max_turns).then_some(true),
             ..RunResult::default()
@@ -337,6 +340,7 @@ impl Transcript {
             out.session_display_id = Some(id.clone());
             out.session_id = Some(id);
         }
+        out.result_json = self.result;
         out
     }
 
