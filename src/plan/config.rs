@@ -182,8 +182,12 @@ impl Config {
 
         config.model = r.string("model", "the CLI default");
         config.effort = r.string("effort", "the CLI default");
-        config.max_turns_per_run = r.count("maxTurnsPerRun", 0, "0 (unlimited)");
-        config.dangerously_skip_permissions = r.boolean("dangerouslySkipPermissions", true);
+        config.max_turns_per_run =
+            r.count("maxTurnsPerRun", config.max_turns_per_run, " (unlimited)");
+        config.dangerously_skip_permissions = r.boolean(
+            "dangerouslySkipPermissions",
+            config.dangerously_skip_permissions,
+        );
         config.instructions_file_path = r.string("instructionsFilePath", "no instructions file");
         config.extra_args = r.extra_args();
         config.env = r.env();
@@ -192,26 +196,28 @@ impl Config {
         }
         config.bootstrap_prompt_template =
             r.string("bootstrapPromptTemplate", "no bootstrap prompt");
-        if let Some(cwd) = r.string("cwd", "/paperclip") {
+        if let Some(cwd) = r.string("cwd", &config.cwd) {
             if cwd.starts_with('/') {
                 config.cwd = cwd;
             } else {
-                r.warn(
-                    "cwd",
-                    format!("expected an absolute path, got {cwd:?}; using /paperclip"),
+                let msg = format!(
+                    "expected an absolute path, got {cwd:?}; using {}",
+                    config.cwd
                 );
+                r.warn("cwd", msg);
             }
         }
         config.namespace = r.name("namespace", "the Paperclip pod's namespace", is_dns_label);
         config.image = r.string("image", "the Paperclip pod's image");
-        if let Some(policy) = r.string("imagePullPolicy", "IfNotPresent") {
+        if let Some(policy) = r.string("imagePullPolicy", &config.image_pull_policy) {
             if ["Always", "IfNotPresent", "Never"].contains(&policy.as_str()) {
                 config.image_pull_policy = policy;
             } else {
-                r.warn(
-                    "imagePullPolicy",
-                    format!("expected Always, IfNotPresent or Never, got {policy:?}; using IfNotPresent"),
+                let msg = format!(
+                    "expected Always, IfNotPresent or Never, got {policy:?}; using {}",
+                    config.image_pull_policy
                 );
+                r.warn("imagePullPolicy", msg);
             }
         }
         config.kubeconfig = r.string("kubeconfig", "in-cluster or $KUBECONFIG");
@@ -224,15 +230,20 @@ impl Config {
         config.node_selector = r.label_map("nodeSelector", false);
         config.tolerations = r.tolerations();
         config.labels = r.label_map("labels", true);
-        config.ttl_seconds_after_finished = r.count("ttlSecondsAfterFinished", 300, "300");
-        config.retain_jobs = r.boolean("retainJobs", false);
-        config.reattach_orphaned_jobs = r.boolean("reattachOrphanedJobs", true);
-        config.timeout_sec = r.count("timeoutSec", 0, "0 (no deadline)");
-        config.grace_sec = r.count("graceSec", 60, "60");
-        if let Some(s) = r.name("secretRef", "paperclip-secrets", is_dns_subdomain) {
+        config.ttl_seconds_after_finished = r.count(
+            "ttlSecondsAfterFinished",
+            config.ttl_seconds_after_finished,
+            "",
+        );
+        config.retain_jobs = r.boolean("retainJobs", config.retain_jobs);
+        config.reattach_orphaned_jobs =
+            r.boolean("reattachOrphanedJobs", config.reattach_orphaned_jobs);
+        config.timeout_sec = r.count("timeoutSec", config.timeout_sec, " (no deadline)");
+        config.grace_sec = r.count("graceSec", config.grace_sec, "");
+        if let Some(s) = r.name("secretRef", &config.secret_ref, is_dns_subdomain) {
             config.secret_ref = s;
         }
-        config.host_network = r.boolean("hostNetwork", false);
+        config.host_network = r.boolean("hostNetwork", config.host_network);
         config.pvc_name = r.name("pvcName", "no PVC (an emptyDir)", is_dns_subdomain);
         (config, r.warnings)
     }
@@ -266,7 +277,7 @@ impl<'a> Reader<'a> {
     fn string_value(&mut self, key: &str, value: &Value, instead: &str) -> Option<String> {
         match value {
             Value::String(s) if s.trim().is_empty() => None,
-            Value::String(s) => Some(s.clone()),
+            Value::String(s) => Some(s.trim().to_string()),
             other => {
                 self.warn(
                     key,
@@ -309,8 +320,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A non-negative whole number that fits `T`; integral floats (`300.0`) count.
-    fn count<T: TryFrom<u64> + Copy>(&mut self, key: &str, default: T, default_desc: &str) -> T {
+    /// A non-negative whole number that fits `T`; integral floats (`300.0`) count. `note`
+    /// explains the default in the warning (` (unlimited)`).
+    fn count<T: TryFrom<u64> + Copy + fmt::Display>(
+        &mut self,
+        key: &str,
+        default: T,
+        note: &str,
+    ) -> T {
         let Some(value) = self.get(key) else {
             return default;
         };
@@ -324,7 +341,7 @@ impl<'a> Reader<'a> {
             Some(n) => n,
             None => {
                 let msg = format!(
-                    "expected a non-negative whole number, got {}; using {default_desc}",
+                    "expected a non-negative whole number, got {}; using {default}{note}",
                     describe(value)
                 );
                 self.warn(key, msg);
@@ -857,6 +874,27 @@ mod tests {
             parse(json!({"model": null, "image": "", "namespace": "  ", "env": null}));
         assert!(warnings.is_empty());
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn strings_are_trimmed() {
+        let (config, _) = parse(json!({"model": " claude-opus-5-5\n", "cwd": " /work "}));
+        assert_eq!(config.model.as_deref(), Some("claude-opus-5-5"));
+        assert_eq!(config.cwd, "/work");
+    }
+
+    #[test]
+    fn warnings_name_the_default_used_instead() {
+        let (_, warnings) = parse(json!({"graceSec": -5, "maxTurnsPerRun": "x", "cwd": "rel"}));
+        let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "[paperclip] config key `maxTurnsPerRun`: expected a non-negative whole number, got a string (\"x\"); using 0 (unlimited)",
+                "[paperclip] config key `cwd`: expected an absolute path, got \"rel\"; using /paperclip",
+                "[paperclip] config key `graceSec`: expected a non-negative whole number, got a number (-5); using 60",
+            ]
+        );
     }
 
     #[test]
