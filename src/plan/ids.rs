@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::RunRequest;
+use super::{RunRequest, Runtime};
 use crate::error::ErrorCode;
 
 /// Longest label value Kubernetes accepts (and longest Job name, since it becomes the
@@ -132,6 +132,67 @@ impl RunIds {
             self.agent
         )
     }
+}
+
+/// The session a run resumes, and why a saved one is not, as `claude_local` decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume<'a> {
+    /// The session to pass to `--resume`.
+    pub session: Option<&'a str>,
+    /// A `[paperclip]` stdout line explaining why the saved session starts fresh instead.
+    pub note: Option<String>,
+}
+
+/// Decides whether the saved session (SPEC §3) can be resumed in `cwd`: the CLI only knows
+/// sessions by UUID, and only in the working directory they were saved in
+/// (`sessionParams.cwd`), so anything else would fail the run with "No conversation found".
+pub fn session_to_resume<'a>(runtime: &'a Runtime, cwd: &str) -> Resume<'a> {
+    let Some(id) = runtime.resume_session() else {
+        return Resume {
+            session: None,
+            note: None,
+        };
+    };
+    let saved_cwd = runtime
+        .session_params
+        .as_ref()
+        .and_then(|p| p.get("cwd"))
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty());
+    let note = if !is_uuid(id) {
+        Some(format!(
+            "[paperclip] Claude session \"{id}\" is not a valid UUID and will not be passed to --resume."
+        ))
+    } else {
+        saved_cwd
+            .filter(|saved| trim_slashes(saved) != trim_slashes(cwd))
+            .map(|saved| {
+                format!(
+                    "[paperclip] Claude session \"{id}\" was saved for cwd \"{saved}\" and will not be resumed in \"{cwd}\"."
+                )
+            })
+    };
+    Resume {
+        session: note.is_none().then_some(id),
+        note,
+    }
+}
+
+fn trim_slashes(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    }
+}
+
+/// `8-4-4-4-12` hex digits, any case.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The task of the run: `context.taskId`, else `context.issueId`, else `runtime.taskKey`
@@ -327,6 +388,60 @@ mod tests {
         let name = job_name(UUID_A, UUID_B);
         assert!(name.contains("5c5b3b2b"), "{name}");
         assert!(name.contains("89c168bc"), "{name}");
+    }
+
+    #[test]
+    fn saved_uuid_session_in_the_same_cwd_is_resumed() {
+        let runtime = Runtime {
+            session_params: Some(json!({"sessionId": UUID_A, "cwd": "/paperclip/ws/"})),
+            ..Runtime::default()
+        };
+        assert_eq!(
+            session_to_resume(&runtime, "/paperclip/ws"),
+            Resume {
+                session: Some(UUID_A),
+                note: None
+            }
+        );
+        let legacy = Runtime {
+            session_id: Some(UUID_B.to_uppercase()),
+            ..Runtime::default()
+        };
+        assert_eq!(
+            session_to_resume(&legacy, "/x").session,
+            Some(UUID_B.to_uppercase().as_str())
+        );
+        assert_eq!(
+            session_to_resume(&Runtime::default(), "/x"),
+            Resume {
+                session: None,
+                note: None
+            }
+        );
+    }
+
+    #[test]
+    fn non_uuid_or_other_cwd_sessions_start_fresh_with_a_note() {
+        let runtime = Runtime {
+            session_id: Some("not-a-uuid".into()),
+            ..Runtime::default()
+        };
+        let r = session_to_resume(&runtime, "/paperclip");
+        assert_eq!(r.session, None);
+        assert!(r
+            .note
+            .unwrap()
+            .contains("\"not-a-uuid\" is not a valid UUID"));
+        let runtime = Runtime {
+            session_params: Some(json!({"sessionId": UUID_A, "cwd": "/old"})),
+            ..Runtime::default()
+        };
+        let r = session_to_resume(&runtime, "/paperclip");
+        assert_eq!(r.session, None);
+        assert!(r
+            .note
+            .unwrap()
+            .contains("was saved for cwd \"/old\" and will not be resumed in \"/paperclip\""));
     }
 
     #[test]
