@@ -13,7 +13,7 @@ pub enum Event {
     /// One content block of a model message.
     Assistant(AssistantEvent),
     /// Tool results. Their bodies can be huge and the result needs nothing from them, so the
-    /// parser never reads past the type.
+    /// parser only skims the line for its type and never builds them.
     #[serde(skip_deserializing)]
     User,
     /// The run's final event; the last one wins. Kept whole, as Paperclip's `resultJson`.
