@@ -1,1 +1,248 @@
-//! TODO
+//! Watches one Job until it ends (Complete, Failed, or gone) and reads how the container exited.
+//! Reads only: it never deletes or patches anything, and it does not time out by itself.
+
+use std::pin::pin;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+
+/// How long the Job watch may stay silent before one GET checks the Job. A running Job's status
+/// does not change, so the watch is normally silent for the whole run: this only bounds how late a
+/// watch that silently lost its connection is noticed, at one request a minute.
+pub const JOB_POLL_BACKSTOP: Duration = Duration::from_secs(60);
+/// First pause before reading the container's exit again: the Job's condition can come before the
+/// pod's status shows the container terminated.
+const EXIT_RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
+/// Longest pause between two reads of the container's exit.
+const EXIT_RETRY_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Reads of the container's exit after the first (about 5 s in all with the delays above).
+const EXIT_RETRY_TIMES: usize = 8;
+
+/// How a Job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    /// The `Complete` condition is true.
+    Complete,
+    /// The `Failed` condition is true.
+    Failed {
+        /// `DeadlineExceeded`, `BackoffLimitExceeded`, ...
+        reason: Option<String>,
+        /// The controller's explanation.
+        message: Option<String>,
+    },
+    /// The Job was deleted (or is being deleted) before it ended.
+    Vanished {
+        /// What showed it.
+        detected_how: Detection,
+        /// When it was noticed (or when the deletion began, if the Job says).
+        at: Timestamp,
+    },
+}
+
+impl JobEnd {
+    /// Whether the Job hit its `activeDeadlineSeconds`: the run timed out.
+    pub fn is_deadline_exceeded(&self) -> bool {
+        matches!(self, Self::Failed { reason: Some(reason), .. } if reason == "DeadlineExceeded")
+    }
+}
+
+/// What showed that a Job was gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detection {
+    /// The watch delivered a delete event.
+    DeleteEvent,
+    /// The Job was missing from the list that (re)started the watch.
+    MissingOnRelist,
+    /// The backstop GET answered 404.
+    MissingOnPoll,
+    /// The Job carries a deletion timestamp (foreground deletion or a finalizer holds it).
+    BeingDeleted,
+}
+
+impl std::fmt::Display for Detection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::DeleteEvent => "the Job watch reported it deleted",
+            Self::MissingOnRelist => "the Job was missing when its watch (re)listed",
+            Self::MissingOnPoll => "the Job was not found by the backstop poll",
+            Self::BeingDeleted => "the Job is being deleted",
+        })
+    }
+}
+
+/// The Job's end, if it has ended: a true `Complete` or `Failed` condition, else a deletion
+/// timestamp. Interim conditions of newer clusters (`SuccessCriteriaMet`, `FailureTarget`) are not
+/// ends: the final condition follows them.
+pub fn job_end(job: &Job) -> Option<JobEnd> {
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for condition in conditions
+        .into_iter()
+        .flatten()
+        .filter(|c| c.status == "True")
+    {
+        match condition.type_.as_str() {
+            "Complete" => return Some(JobEnd::Complete),
+            "Failed" => {
+                return Some(JobEnd::Failed {
+                    reason: condition.reason.clone(),
+                    message: condition.message.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let deletion = job.metadata.deletion_timestamp.as_ref()?;
+    Some(JobEnd::Vanished {
+        detected_how: Detection::BeingDeleted,
+        at: deletion.0,
+    })
+}
+
+/// Waits for Job `name` to end. A watch with a field selector on the name, restarted with backoff
+/// on errors and from a fresh list on `410 Gone`; a GET after [`JOB_POLL_BACKSTOP`] of silence.
+/// Never fails: API errors are logged and retried, so compose a deadline from outside
+/// (`tokio::time::timeout` or a `select!` branch).
+pub async fn await_job_end(jobs: Api<Job>, name: String) -> JobEnd {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = pin!(watcher(jobs.clone(), config).default_backoff());
+    let mut listed = false;
+    loop {
+        match tokio::time::timeout(JOB_POLL_BACKSTOP, events.next()).await {
+            Ok(Some(Ok(event))) => match event {
+                Event::Init => listed = false,
+                Event::InitApply(job) | Event::Apply(job) => {
+                    listed = true;
+                    if let Some(end) = job_end(&job) {
+                        return end;
+                    }
+                }
+                Event::InitDone if !listed => return vanished(Detection::MissingOnRelist),
+                Event::InitDone => {}
+                Event::Delete(_) => return vanished(Detection::DeleteEvent),
+            },
+            Ok(Some(Err(err))) => {
+                tracing::warn!(job = %name, error = %err, "watching the Job failed; retrying")
+            }
+            Ok(None) | Err(_) => match jobs.get_opt(&name).await {
+                Ok(None) => return vanished(Detection::MissingOnPoll),
+                Ok(Some(job)) => {
+                    if let Some(end) = job_end(&job) {
+                        return end;
+                    }
+                }
+                Err(err) => tracing::warn!(job = %name, error = %err, "reading the Job failed"),
+            },
+        }
+    }
+}
+
+fn vanished(detected_how: Detection) -> JobEnd {
+    JobEnd::Vanished {
+        detected_how,
+        at: Timestamp::now(),
+    }
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerExit {
+    /// The process's exit code (137 = SIGKILL, e.g. OOMKilled; 143 = SIGTERM).
+    pub exit_code: i32,
+    /// The signal that killed it, when the runtime reports one.
+    pub signal: Option<i32>,
+    /// `Completed`, `Error`, `OOMKilled`, ...
+    pub reason: Option<String>,
+    /// The runtime's message, if any.
+    pub message: Option<String>,
+}
+
+/// The terminated state of `container` in `pod`, if it has terminated.
+pub fn container_exit(pod: &Pod, container: &str) -> Option<ContainerExit> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let terminated = statuses
+        .iter()
+        .find(|s| s.name == container)?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()?;
+    Some(ContainerExit {
+        exit_code: terminated.exit_code,
+        signal: terminated.signal,
+        reason: terminated.reason.clone(),
+        message: terminated.message.clone(),
+    })
+}
+
+/// Reading a container's exit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExitError {
+    /// The pod's status still showed the container not terminated after the retries.
+    #[error("container {container} of pod {pod} has not terminated")]
+    NotTerminated {
+        /// The pod.
+        pod: String,
+        /// The container.
+        container: String,
+    },
+    /// The pod does not exist (any more).
+    #[error("pod {pod} not found")]
+    PodNotFound {
+        /// The pod.
+        pod: String,
+    },
+    /// The apiserver failed the read.
+    #[error("reading pod {pod} failed")]
+    Read {
+        /// The pod.
+        pod: String,
+        /// What went wrong.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Reads how `container` of `pod` exited, retrying for a few seconds while the status does not show
+/// it terminated yet (or the read fails): the Job's condition can come first.
+///
+/// # Errors
+/// [`ExitError::PodNotFound`] at once; [`ExitError::NotTerminated`] or [`ExitError::Read`] when
+/// the retries run out.
+pub async fn read_exit(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+) -> Result<ContainerExit, ExitError> {
+    let read = || async {
+        match pods.get_opt(pod).await {
+            Ok(Some(found)) => {
+                container_exit(&found, container).ok_or_else(|| ExitError::NotTerminated {
+                    pod: pod.to_owned(),
+                    container: container.to_owned(),
+                })
+            }
+            Ok(None) => Err(ExitError::PodNotFound {
+                pod: pod.to_owned(),
+            }),
+            Err(source) => Err(ExitError::Read {
+                pod: pod.to_owned(),
+                source,
+            }),
+        }
+    };
+    let backoff = ExponentialBuilder::new()
+        .with_min_delay(EXIT_RETRY_MIN_DELAY)
+        .with_max_delay(EXIT_RETRY_MAX_DELAY)
+        .with_max_times(EXIT_RETRY_TIMES);
+    read.retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|err| !matches!(err, ExitError::PodNotFound { .. }))
+        .await
+}
