@@ -246,3 +246,88 @@ pub async fn read_exit(
         .when(|err| !matches!(err, ExitError::PodNotFound { .. }))
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::pod_wait::tests::fixture;
+    use serde_json::json;
+
+    fn job(status: serde_json::Value) -> Job {
+        serde_json::from_value(json!({"metadata": {"name": "j"}, "status": status})).unwrap()
+    }
+
+    fn condition(type_: &str, status: &str, reason: &str) -> serde_json::Value {
+        json!({"type": type_, "status": status, "reason": reason, "message": format!("{type_} because {reason}")})
+    }
+
+    #[test]
+    fn a_running_job_has_not_ended() {
+        assert_eq!(job_end(&job(json!({"active": 1}))), None);
+    }
+
+    #[test]
+    fn complete_ends_the_job() {
+        let complete = job(json!({"conditions": [condition("Complete", "True", "")]}));
+        assert_eq!(job_end(&complete), Some(JobEnd::Complete));
+    }
+
+    #[test]
+    fn failed_carries_reason_and_message() {
+        let failed = job(json!({"conditions": [condition("Failed", "True", "DeadlineExceeded")]}));
+        let end = job_end(&failed).unwrap();
+        assert!(end.is_deadline_exceeded());
+        assert_eq!(
+            end,
+            JobEnd::Failed {
+                reason: Some("DeadlineExceeded".into()),
+                message: Some("Failed because DeadlineExceeded".into())
+            }
+        );
+        let backoff =
+            job(json!({"conditions": [condition("Failed", "True", "BackoffLimitExceeded")]}));
+        assert!(!job_end(&backoff).unwrap().is_deadline_exceeded());
+    }
+
+    #[test]
+    fn interim_conditions_of_newer_clusters_are_not_ends() {
+        let interim = job(json!({"conditions": [
+            condition("FailureTarget", "True", "PodFailurePolicy"),
+            condition("SuccessCriteriaMet", "True", "SuccessPolicy"),
+        ]}));
+        assert_eq!(job_end(&interim), None);
+    }
+
+    #[test]
+    fn false_conditions_are_not_ends() {
+        assert_eq!(
+            job_end(&job(
+                json!({"conditions": [condition("Failed", "False", "x")]})
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn a_job_being_deleted_has_vanished_since_its_deletion_timestamp() {
+        let mut deleting = job(json!({"active": 1}));
+        let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+        assert_eq!(
+            job_end(&deleting),
+            Some(JobEnd::Vanished {
+                detected_how: Detection::BeingDeleted,
+                at
+            })
+        );
+    }
+
+    #[test]
+    fn container_exit_reads_the_terminated_state() {
+        let exit = container_exit(&fixture("exited-1"), "claude").unwrap();
+        assert_eq!((exit.exit_code, exit.reason.as_deref()), (1, Some("Error")));
+        assert_eq!(container_exit(&fixture("running"), "claude"), None);
+        assert_eq!(container_exit(&fixture("exited-1"), "other"), None);
+    }
+}

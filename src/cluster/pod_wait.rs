@@ -204,8 +204,9 @@ fn detail(message: &Option<String>) -> String {
 }
 
 /// What `pod` is doing, from its status alone: the `claude` container's state first (so a run that
-/// already ended counts as started), then the pod's phase, then container problems, then the
-/// scheduler's verdict.
+/// already ended counts as started, even if the pod then failed, e.g. past its deadline), then
+/// container problems (they say more than the phase `Failed` they cause), then the pod's phase,
+/// then the scheduler's verdict.
 pub fn diagnose(pod: &Pod) -> PodState {
     let Some(status) = &pod.status else {
         return PodState::Pending { reason: None };
@@ -230,6 +231,9 @@ pub fn diagnose(pod: &Pod) -> PodState {
             return PodState::Running;
         }
     }
+    if let Some(failure) = init.iter().chain(main).find_map(container_failure) {
+        return failure;
+    }
     match status.phase.as_deref() {
         Some("Failed") => {
             return PodState::Failed {
@@ -239,9 +243,6 @@ pub fn diagnose(pod: &Pod) -> PodState {
         }
         Some("Succeeded") => return PodState::Succeeded,
         _ => {}
-    }
-    if let Some(failure) = init.iter().chain(main).find_map(container_failure) {
-        return failure;
     }
     let unschedulable = status.conditions.iter().flatten().find(|c| {
         c.type_ == "PodScheduled"
@@ -574,5 +575,165 @@ impl Waiter {
                 watch_error,
             },
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A pod as `kubectl get pod -o json` showed it on the 1.20 testbed (managedFields dropped).
+    pub(crate) fn fixture(name: &str) -> Pod {
+        let path = format!(
+            "{}/tests/fixtures/pods/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn some(text: &str) -> Option<String> {
+        Some(text.to_owned())
+    }
+
+    #[test]
+    fn a_running_claude_container_has_started() {
+        assert_eq!(diagnose(&fixture("running")), PodState::Running);
+    }
+
+    #[test]
+    fn a_claude_container_that_already_exited_has_started() {
+        let completed = diagnose(&fixture("completed"));
+        assert_eq!(
+            completed,
+            PodState::Terminated {
+                exit_code: 0,
+                reason: some("Completed")
+            }
+        );
+        assert!(completed.has_started());
+        let failed = diagnose(&fixture("exited-1"));
+        assert_eq!(
+            failed,
+            PodState::Terminated {
+                exit_code: 1,
+                reason: some("Error")
+            }
+        );
+        assert!(failed.has_started());
+    }
+
+    #[test]
+    fn a_pod_past_its_deadline_after_claude_started_counts_as_started() {
+        assert_eq!(
+            diagnose(&fixture("deadline-while-running")),
+            PodState::Running
+        );
+    }
+
+    #[test]
+    fn a_pod_waiting_for_a_volume_is_pending_with_the_reason() {
+        let state = diagnose(&fixture("secret-volume-missing"));
+        assert_eq!(
+            state,
+            PodState::Pending {
+                reason: some("ContainerCreating")
+            }
+        );
+        assert!(!state.has_started() && !state.is_failure());
+    }
+
+    #[test]
+    fn a_pod_in_its_init_container_is_pending_init() {
+        assert_eq!(
+            diagnose(&fixture("init-running")),
+            PodState::Pending {
+                reason: some("Init:0/1")
+            }
+        );
+    }
+
+    #[test]
+    fn unschedulable_carries_the_scheduler_message_and_waits_for_the_grace() {
+        let state = diagnose(&fixture("unschedulable"));
+        let message =
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity.".to_owned();
+        assert_eq!(state, PodState::Unschedulable { message });
+        assert!(!state.is_failure());
+    }
+
+    #[test]
+    fn a_missing_image_fails_with_the_kubelet_message() {
+        let PodState::ImagePullFailed {
+            container,
+            reason,
+            message,
+        } = diagnose(&fixture("image-missing"))
+        else {
+            panic!("not an image failure");
+        };
+        assert_eq!(
+            (container.as_str(), reason.as_str()),
+            ("claude", "ErrImagePull")
+        );
+        assert!(message
+            .unwrap()
+            .contains("localhost/paperclip-does-not-exist:1"));
+    }
+
+    #[test]
+    fn an_invalid_image_name_fails() {
+        let state = diagnose(&fixture("image-invalid"));
+        assert!(
+            matches!(&state, PodState::ImagePullFailed { reason, .. } if reason == "InvalidImageName")
+        );
+        assert!(state.is_failure());
+    }
+
+    #[test]
+    fn a_missing_secret_key_fails_as_a_config_error() {
+        let state = diagnose(&fixture("config-error"));
+        let expected = PodState::ContainerConfigError {
+            container: "claude".into(),
+            message: some("secret \"no-such-secret\" not found"),
+        };
+        assert_eq!(state, expected);
+        assert!(state.is_failure());
+    }
+
+    #[test]
+    fn a_crash_loop_fails() {
+        let state = diagnose(&fixture("crashloop"));
+        assert!(
+            matches!(&state, PodState::CrashLoopBackOff { container, .. } if container == "claude")
+        );
+        assert!(state.is_failure());
+    }
+
+    #[test]
+    fn a_failed_init_container_fails_with_its_exit_code_rather_than_the_bare_phase() {
+        let state = diagnose(&fixture("init-failed"));
+        let expected = PodState::InitContainerFailed {
+            container: "prompt".into(),
+            exit_code: 3,
+            reason: some("Error"),
+            message: None,
+        };
+        assert_eq!(state, expected);
+        assert_eq!(
+            state.to_string(),
+            "init container prompt failed with exit code 3 (Error)"
+        );
+    }
+
+    #[test]
+    fn status_lines_name_the_pod_and_the_reason() {
+        let pod = fixture("secret-volume-missing");
+        let line = status_line("secret-volume-missing", &diagnose(&pod));
+        assert_eq!(
+            line,
+            "[claude_k8s] pod secret-volume-missing: Pending (ContainerCreating)"
+        );
+        let line = status_line("p", &diagnose(&fixture("config-error")));
+        assert_eq!(line, "[claude_k8s] pod p: CreateContainerConfigError (container claude): secret \"no-such-secret\" not found");
     }
 }
