@@ -48,9 +48,9 @@ pub struct LogLine {
 pub struct FollowParams {
     /// The container whose log to follow (`claude` for a run).
     pub container: String,
-    /// Passed as `limitBytes` on every request, so each request ends after about this many bytes
-    /// and the follower resumes with a new one. `None` in production; tests use it to cut streams
-    /// on a real cluster.
+    /// Passed as `limitBytes` on every request, so each request ends after this many bytes and the
+    /// follower resumes with a new one (a request that reached it counts as cut, not as the log's
+    /// end). `None` in production; tests use it to cut streams on a real cluster.
     pub limit_bytes_per_request: Option<i64>,
 }
 
@@ -98,6 +98,7 @@ pub fn follow(
         backoff: reconnect_backoff(),
         attempts: 0,
         connected_once: false,
+        received: 0,
         finished: false,
     };
     Box::pin(stream::try_unfold(follower, |mut follower| async move {
@@ -127,6 +128,8 @@ struct Follower {
     backoff: ExponentialBackoff,
     attempts: usize,
     connected_once: bool,
+    /// Bytes read by the current request, to tell a `limitBytes` cut from the log's end.
+    received: u64,
     finished: bool,
 }
 
@@ -140,6 +143,9 @@ impl Follower {
             self.buf.clear();
             let read = reader.read_until(b'\n', &mut self.buf).await;
             let complete = self.buf.last() == Some(&b'\n');
+            if let Ok(n) = read {
+                self.received += n as u64;
+            }
             match read {
                 Ok(_) if complete => {
                     self.buf.pop();
@@ -150,7 +156,11 @@ impl Follower {
                 Ok(_) => {
                     // End of stream, possibly after a last line without a newline.
                     self.reader = None;
-                    if container_done(&self.pods, &self.pod, &self.params.container).await {
+                    let limit = self.params.limit_bytes_per_request;
+                    let cut = limit.is_some_and(|limit| self.received >= limit.unsigned_abs());
+                    if cut {
+                        tracing::debug!(pod = %self.pod, "log request reached its byte limit; resuming");
+                    } else if container_done(&self.pods, &self.pod, &self.params.container).await {
                         self.finished = true;
                         if !self.buf.is_empty() {
                             return Ok(self.accept());
@@ -210,6 +220,7 @@ impl Follower {
             match self.pods.log_stream(&self.pod, &params).await {
                 Ok(reader) => {
                     self.reader = Some(Box::pin(reader));
+                    self.received = 0;
                     return Ok(());
                 }
                 Err(kube::Error::Api(status)) if status.is_not_found() => {
