@@ -4,7 +4,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
@@ -14,9 +14,12 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 
 /// How long the Job watch may stay silent before one GET checks the Job. A running Job's status
-/// does not change, so the watch is normally silent for the whole run: this only bounds how late a
-/// watch that silently lost its connection is noticed, at one request a minute.
+/// does not change, so the watch is normally silent for the whole run: the GET only bounds how late
+/// a watch that silently stopped delivering is noticed. Each further silent stretch doubles, up to
+/// [`JOB_POLL_BACKSTOP_MAX`], so a long run costs few requests.
 pub const JOB_POLL_BACKSTOP: Duration = Duration::from_secs(60);
+/// The longest silent stretch between two backstop GETs.
+pub const JOB_POLL_BACKSTOP_MAX: Duration = Duration::from_secs(10 * 60);
 /// First pause before reading the container's exit again: the Job's condition can come before the
 /// pod's status shows the container terminated.
 const EXIT_RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
@@ -106,15 +109,22 @@ pub fn job_end(job: &Job) -> Option<JobEnd> {
 }
 
 /// Waits for Job `name` to end. A watch with a field selector on the name, restarted with backoff
-/// on errors and from a fresh list on `410 Gone`; a GET after [`JOB_POLL_BACKSTOP`] of silence.
+/// on errors and from a fresh list on `410 Gone`; a GET after [`JOB_POLL_BACKSTOP`] of silence
+/// (then after growing silences).
 /// Never fails: API errors are logged and retried, so compose a deadline from outside
 /// (`tokio::time::timeout` or a `select!` branch).
 pub async fn await_job_end(jobs: Api<Job>, name: String) -> JobEnd {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = pin!(watcher(jobs.clone(), config).default_backoff());
     let mut listed = false;
+    let mut backstop = ExponentialBuilder::new()
+        .with_min_delay(JOB_POLL_BACKSTOP)
+        .with_max_delay(JOB_POLL_BACKSTOP_MAX)
+        .without_max_times()
+        .build();
+    let mut silence = backstop.next().unwrap_or(JOB_POLL_BACKSTOP_MAX);
     loop {
-        match tokio::time::timeout(JOB_POLL_BACKSTOP, events.next()).await {
+        match tokio::time::timeout(silence, events.next()).await {
             Ok(Some(Ok(event))) => match event {
                 Event::Init => listed = false,
                 Event::InitApply(job) | Event::Apply(job) => {
@@ -130,15 +140,18 @@ pub async fn await_job_end(jobs: Api<Job>, name: String) -> JobEnd {
             Ok(Some(Err(err))) => {
                 tracing::warn!(job = %name, error = %err, "watching the Job failed; retrying")
             }
-            Ok(None) | Err(_) => match jobs.get_opt(&name).await {
-                Ok(None) => return vanished(Detection::MissingOnPoll),
-                Ok(Some(job)) => {
-                    if let Some(end) = job_end(&job) {
-                        return end;
+            Ok(None) | Err(_) => {
+                silence = backstop.next().unwrap_or(JOB_POLL_BACKSTOP_MAX);
+                match jobs.get_opt(&name).await {
+                    Ok(None) => return vanished(Detection::MissingOnPoll),
+                    Ok(Some(job)) => {
+                        if let Some(end) = job_end(&job) {
+                            return end;
+                        }
                     }
+                    Err(err) => tracing::warn!(job = %name, error = %err, "reading the Job failed"),
                 }
-                Err(err) => tracing::warn!(job = %name, error = %err, "reading the Job failed"),
-            },
+            }
         }
     }
 }
@@ -329,5 +342,55 @@ mod tests {
         assert_eq!((exit.exit_code, exit.reason.as_deref()), (1, Some("Error")));
         assert_eq!(container_exit(&fixture("running"), "claude"), None);
         assert_eq!(container_exit(&fixture("exited-1"), "other"), None);
+    }
+
+    /// The apiserver lists the Job running, then its watch stays silent (a connection that stopped
+    /// delivering); the backstop GET finds the Job gone.
+    #[tokio::test]
+    async fn radio_silence_is_ended_by_the_backstop_poll() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        tokio::time::pause();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let jobs: Api<Job> = Api::namespaced(kube::Client::new(service, "ns"), "ns");
+        let apiserver = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("job list");
+            assert_eq!(request.uri().path(), "/apis/batch/v1/namespaces/ns/jobs");
+            assert!(request
+                .uri()
+                .query()
+                .unwrap()
+                .contains("fieldSelector=metadata.name%3Dj"));
+            let list = json!({
+                "apiVersion": "batch/v1", "kind": "JobList", "metadata": {"resourceVersion": "3"},
+                "items": [{"metadata": {"name": "j", "namespace": "ns"}, "spec": {"template": {}}, "status": {"active": 1}}],
+            });
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&list).unwrap(),
+            )));
+            let (request, _silent) = handle.next_request().await.expect("job watch");
+            assert!(request.uri().query().unwrap().contains("watch=true"));
+            let (request, send) = handle.next_request().await.expect("backstop get");
+            assert_eq!(request.uri().path(), "/apis/batch/v1/namespaces/ns/jobs/j");
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
+            send.send_response(
+                Response::builder()
+                    .status(404)
+                    .body(Body::from(serde_json::to_vec(&status).unwrap()))
+                    .unwrap(),
+            );
+        });
+        let end = await_job_end(jobs, "j".into()).await;
+        assert!(
+            matches!(
+                end,
+                JobEnd::Vanished {
+                    detected_how: Detection::MissingOnPoll,
+                    ..
+                }
+            ),
+            "{end:?}"
+        );
+        apiserver.await.unwrap();
     }
 }
