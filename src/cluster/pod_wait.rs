@@ -736,4 +736,164 @@ pub(crate) mod tests {
         let line = status_line("p", &diagnose(&fixture("config-error")));
         assert_eq!(line, "[claude_k8s] pod p: CreateContainerConfigError (container claude): secret \"no-such-secret\" not found");
     }
+
+    mod watched {
+        use super::*;
+        use http::{Request, Response};
+        use kube::client::Body;
+        use serde_json::json;
+        use tower_test::mock::Handle;
+
+        const BUDGETS: Budgets = Budgets {
+            schedule: Duration::from_secs(60),
+            start: Duration::from_secs(600),
+            unschedulable_grace: Duration::from_secs(10),
+        };
+
+        /// Fixture `name`, renamed `p`, as the pod of Job `j`.
+        fn pod(name: &str) -> Pod {
+            let mut pod = fixture(name);
+            pod.metadata.name = Some("p".into());
+            pod
+        }
+
+        /// Answers the list that starts the watch of Job `j`'s pods with `pods`, then the watch
+        /// with `events` (the watch stays open when there are none).
+        fn apiserver(
+            pods: Vec<Pod>,
+            events: Vec<(&'static str, Pod)>,
+        ) -> (Api<Pod>, tokio::task::JoinHandle<()>) {
+            let (service, mut handle): (_, Handle<Request<Body>, Response<Body>>) =
+                tower_test::mock::pair();
+            let task = tokio::spawn(async move {
+                let (request, send) = handle.next_request().await.expect("pod list");
+                assert_eq!(request.uri().path(), "/api/v1/namespaces/ns/pods");
+                assert!(request
+                    .uri()
+                    .query()
+                    .unwrap()
+                    .contains("labelSelector=job-name%3Dj"));
+                let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": pods});
+                send.send_response(Response::new(Body::from(
+                    serde_json::to_vec(&list).unwrap(),
+                )));
+                let (request, send) = handle.next_request().await.expect("pod watch");
+                assert!(request.uri().query().unwrap().contains("watch=true"));
+                if events.is_empty() {
+                    // Hold the watch open and silent until the waiter gives up.
+                    let _silent = send;
+                    let _ = handle.next_request().await;
+                    return;
+                }
+                let mut body = Vec::new();
+                for (kind, pod) in events {
+                    serde_json::to_writer(&mut body, &json!({"type": kind, "object": pod}))
+                        .unwrap();
+                    body.push(b'\n');
+                }
+                send.send_response(Response::new(Body::from(body)));
+            });
+            (
+                Api::namespaced(kube::Client::new(service, "ns"), "ns"),
+                task,
+            )
+        }
+
+        async fn run(pods: Api<Pod>) -> (Vec<String>, Result<Pod>) {
+            let mut progress = await_pod_started(pods, "j", BUDGETS);
+            let mut lines = Vec::new();
+            while let Some(item) = progress.next().await {
+                match item {
+                    Ok(Progress::Status(line)) => lines.push(line),
+                    Ok(Progress::Started(pod)) => {
+                        assert!(progress.next().await.is_none(), "Started is the last item");
+                        return (lines, Ok(*pod));
+                    }
+                    Err(err) => {
+                        assert!(progress.next().await.is_none(), "an error is the last item");
+                        return (lines, Err(err));
+                    }
+                }
+            }
+            panic!("ended without a verdict: {lines:?}");
+        }
+
+        #[tokio::test]
+        async fn one_line_per_change_of_state_then_the_started_pod() {
+            let creating = pod("secret-volume-missing");
+            let events = vec![("MODIFIED", creating.clone()), ("MODIFIED", pod("running"))];
+            let (pods, apiserver) = apiserver(vec![creating], events);
+            let (lines, started) = run(pods).await;
+            assert_eq!(
+                lines,
+                [
+                    "[claude_k8s] pod p: Pending (ContainerCreating)",
+                    "[claude_k8s] pod p: Running"
+                ]
+            );
+            assert_eq!(diagnose(&started.unwrap()), PodState::Running);
+            apiserver.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_failure_is_announced_then_returned_with_the_reason() {
+            let (pods, apiserver) = apiserver(
+                vec![pod("init-running")],
+                vec![("MODIFIED", pod("init-failed"))],
+            );
+            let (lines, started) = run(pods).await;
+            assert_eq!(lines.len(), 2, "{lines:?}");
+            let err = started.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "pod p cannot start: init container prompt failed with exit code 3 (Error)"
+            );
+            apiserver.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_pod_stuck_creating_fails_when_the_start_budget_runs_out() {
+            tokio::time::pause();
+            let (pods, apiserver) = apiserver(vec![pod("secret-volume-missing")], vec![]);
+            let (_, started) = run(pods).await;
+            let err = started.unwrap_err();
+            assert!(
+                matches!(&err, Error::StartBudget { budget, .. } if *budget == BUDGETS.start),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                "pod p did not start within 600 s of being scheduled: Pending (ContainerCreating)"
+            );
+            apiserver.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn unschedulable_fails_after_the_grace_with_the_scheduler_message() {
+            tokio::time::pause();
+            let (pods, apiserver) = apiserver(vec![pod("unschedulable")], vec![]);
+            let (lines, started) = run(pods).await;
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            let state = match started.unwrap_err() {
+                Error::CannotStart { state, .. } => state,
+                other => panic!("{other:?}"),
+            };
+            assert!(matches!(state, PodState::Unschedulable { .. }), "{state:?}");
+            apiserver.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn no_pod_at_all_fails_when_the_schedule_budget_runs_out() {
+            tokio::time::pause();
+            let (pods, apiserver) = apiserver(vec![], vec![]);
+            let (lines, started) = run(pods).await;
+            assert!(lines.is_empty());
+            let err = started.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "no pod of job j was scheduled within 60 s (no pod was created)"
+            );
+            apiserver.await.unwrap();
+        }
+    }
 }
