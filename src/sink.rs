@@ -36,9 +36,19 @@ pub struct CallbackError {
 /// Paperclip's side of a run.
 pub trait Sink: Send + Sync {
     /// `onLog(stream, chunk)`; `chunk` ends with a newline.
-    fn on_log(&self, stream: LogStream, chunk: String) -> impl Future<Output = Result<(), CallbackError>> + Send;
+    fn on_log(
+        &self,
+        stream: LogStream,
+        chunk: String,
+    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
     /// `onMeta(meta)`, when the server gave one.
-    fn on_meta(&self, meta: serde_json::Value) -> impl Future<Output = Result<(), CallbackError>> + Send;
+    fn on_meta(
+        &self,
+        meta: serde_json::Value,
+    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
     /// `onSpawn(meta)`, when the server gave one.
-    fn on_spawn(&self, meta: serde_json::Value) -> impl Future<Output = Result<(), CallbackError>> + Send;
+    fn on_spawn(
+        &self,
+        meta: serde_json::Value,
+    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
 }

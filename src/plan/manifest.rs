@@ -12,8 +12,8 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, KeyToPath,
     LocalObjectReference, PersistentVolumeClaimVolumeSource, Pod, PodDNSConfig, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
-    SecurityContext, Toleration, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -21,6 +21,7 @@ use k8s_openapi::ByteString;
 
 use crate::error::ErrorCode;
 use crate::plan::config::Config;
+use crate::plan::env::{self, EnvSource};
 
 /// Bytes of prompt per Secret. Secrets stop at 1 MiB; the rest leaves room for the secret env
 /// values in `<job>-0` and for the object's metadata.
@@ -46,8 +47,21 @@ pub const AGENT_UID: i64 = 1000;
 
 /// The init container's script: its argv after `$0` are the chunk files, in order.
 const PROMPT_SCRIPT: &str = "exec cat \"$@\" > /var/run/paperclip/prompt";
-/// The claude container's script: `exec`, so the CLI's exit code is the container's (no pipe).
-const CLAUDE_SCRIPT: &str = "exec claude \"$@\" < /var/run/paperclip/prompt";
+/// The claude container's script. The CLI's exit code becomes the container's (no pipe), and the
+/// script prints it as the log's last line ([`EXIT_MARKER`]): the kubelet notices a finished
+/// container only on its next 1 s relist, so the in-band line ends a run about a second sooner
+/// than the pod status or the Job condition can. SIGTERM (a deleted pod) is passed on to the CLI.
+const CLAUDE_SCRIPT: &str = r#"claude "$@" < /var/run/paperclip/prompt &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+while :; do
+  wait "$pid"; rc=$?
+  kill -0 "$pid" 2>/dev/null || break
+done
+printf '%s%s\n' '[claude_k8s] claude exited with code ' "$rc"
+exit "$rc""#;
+/// The start of the claude container's last line; the CLI's exit code follows it.
+pub const EXIT_MARKER: &str = "[claude_k8s] claude exited with code ";
 /// The emptyDir holding the assembled prompt file.
 const PROMPT_DIR: &str = "/var/run/paperclip";
 /// Parent of the per-chunk Secret mounts in the init container, one zero-padded directory each.
@@ -299,6 +313,57 @@ pub struct JobInput<'a> {
     pub config: &'a Config,
     /// What the Paperclip pod passes on.
     pub inherited: &'a Inherited,
+}
+
+/// The CLI's exit code, when `line` is the claude container's last line (see [`EXIT_MARKER`]). A
+/// CLI that died mid-line leaves its partial output in front of the marker.
+pub fn exit_marker(line: &str) -> Option<i32> {
+    let (_, code) = line.rsplit_once(EXIT_MARKER)?;
+    code.parse().ok()
+}
+
+/// The container env of the resolved variables: literals as values, secret-looking values as
+/// `secretKeyRef`s into Secret `secret` (returned as its data), inherited `valueFrom` as is.
+pub fn container_env(env: &[env::EnvVar], secret: &str) -> (Vec<EnvVar>, BTreeMap<String, String>) {
+    let mut secret_data = BTreeMap::new();
+    let vars = env
+        .iter()
+        .map(|var| {
+            let (value, value_from) = match &var.source {
+                EnvSource::Literal(value) => (Some(value.clone()), None),
+                EnvSource::Secret { key, value } => {
+                    secret_data.insert(key.clone(), value.clone());
+                    let selector = SecretKeySelector {
+                        name: secret.to_owned(),
+                        key: key.clone(),
+                        optional: None,
+                    };
+                    let source = EnvVarSource {
+                        secret_key_ref: Some(selector),
+                        ..EnvVarSource::default()
+                    };
+                    (None, Some(source))
+                }
+                EnvSource::Inherited(source) => (None, Some(source.clone())),
+            };
+            EnvVar {
+                name: var.name.clone(),
+                value,
+                value_from,
+            }
+        })
+        .collect();
+    (vars, secret_data)
+}
+
+/// A note for the operator when `/paperclip` is an emptyDir: sessions will not survive the run.
+pub fn workspace_note(config: &Config, inherited: &Inherited) -> Option<String> {
+    matches!(workspace(config, inherited), Workspace::EmptyDir).then(|| {
+        format!(
+            "{WORKSPACE_PATH} is an emptyDir (no PVC inherited from the Paperclip pod and no \
+             pvcName configured): Claude's session will not persist, so the next run cannot resume it"
+        )
+    })
 }
 
 /// The name of prompt Secret `n` of Job `job`.
@@ -851,7 +916,7 @@ mod tests {
             &[
                 "sh",
                 "-c",
-                "exec claude \"$@\" < /var/run/paperclip/prompt",
+                CLAUDE_SCRIPT,
                 "claude",
                 "--print",
                 "it's $(not) `run`"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every test tier, least powerful first: Rust unit and mock tests, then the real-cluster Rust
+# tests, then the JS tests that load the package the way Paperclip does (including real Paperclip
+# servers). Uses $KUBECONFIG when set; otherwise brings the local testbed up, and down at the end.
+# A missing cluster is a failure, never a skip. Last line: "tests: N passed, M failed".
+#
+# Settings: KUBECONFIG (use this cluster), KEEP_TESTBED=1 (leave a testbed we started running).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+log=$(mktemp /tmp/paperclip-claude-k8s-tests.XXXXXX)
+started_testbed=
+
+cleanup() {
+  if [ -n "$started_testbed" ] && [ -z "${KEEP_TESTBED:-}" ]; then testbed/down >&2 || true; fi
+}
+
+tally() {
+  awk '
+    /^test result: /      { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+    /^# pass [0-9]+$/     { p += $3 }
+    /^# fail [0-9]+$/     { f += $3 }
+    END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+}
+
+main() {
+  trap cleanup EXIT INT TERM
+  bash testbed/install-deps.sh
+  npm run build:debug
+  cargo test --lib --tests 2>&1 | tee -a "$log"
+  if [ -z "${KUBECONFIG:-}" ]; then
+    started_testbed=1
+    KUBECONFIG=$(testbed/up | tail -n 1)
+    export KUBECONFIG
+  fi
+  kubectl get nodes
+  cargo test --tests -- --ignored --test-threads=2 2>&1 | tee -a "$log"
+  bash e2e/paperclip/install.sh
+  node --test --test-concurrency=1 __test__/ 2>&1 | tee -a "$log"
+  tally
+}
+
+main "$@"
