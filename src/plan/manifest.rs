@@ -807,7 +807,83 @@ mod tests {
     #[test]
     fn both_scripts_use_the_prompt_file() {
         assert!(PROMPT_SCRIPT.ends_with(&format!("> {PROMPT_FILE}")));
-        assert!(CLAUDE_SCRIPT.ends_with(&format!("< {PROMPT_FILE}")));
+        assert!(CLAUDE_SCRIPT.starts_with(&format!("claude \"$@\" < {PROMPT_FILE} &")));
+    }
+
+    /// Runs the claude container's script under the host's `sh` with a stand-in `claude` that
+    /// runs `body`; the prompt file is swapped for a temporary one.
+    fn run_claude_script(body: &str) -> std::process::Output {
+        let dir = std::env::temp_dir().join(format!(
+            "claude-script-{}-{}",
+            std::process::id(),
+            body.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("claude");
+        std::fs::write(&fake, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        let prompt = dir.join("prompt");
+        std::fs::write(&prompt, "the prompt").unwrap();
+        let script = CLAUDE_SCRIPT.replace(PROMPT_FILE, prompt.to_str().unwrap());
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "claude", "--print", "it's $(not) run"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    #[test]
+    fn claude_script_passes_argv_and_stdin_and_ends_with_the_exit_marker() {
+        let out = run_claude_script(r#"printf '%s|' "$@"; cat; echo; exit 3"#);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "--print|it's $(not) run|the prompt",
+                "[claude_k8s] claude exited with code 3"
+            ]
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(exit_marker(lines[1]), Some(3));
+    }
+
+    #[test]
+    fn claude_script_forwards_sigterm_and_reports_the_cli_s_own_exit() {
+        let out = run_claude_script(
+            r#"trap 'echo got-term; exit 143' TERM; kill -TERM $PPID; sleep 5 & wait"#,
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            stdout,
+            "got-term\n[claude_k8s] claude exited with code 143\n"
+        );
+        assert_eq!(out.status.code(), Some(143));
+    }
+
+    #[test]
+    fn exit_marker_reads_the_code_even_after_a_partial_line() {
+        assert_eq!(
+            exit_marker("[claude_k8s] claude exited with code 0"),
+            Some(0)
+        );
+        assert_eq!(
+            exit_marker("{\"type\":\"assist[claude_k8s] claude exited with code 137"),
+            Some(137)
+        );
+        assert_eq!(exit_marker("[claude_k8s] claude exited with code "), None);
+        assert_eq!(exit_marker("{\"type\":\"result\"}"), None);
     }
 
     #[test]
