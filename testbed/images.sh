@@ -15,7 +15,7 @@ CLAUDE_CLI_VERSION=2.1.329
 CLAUDE_CLI_PACKAGE=@anthropic-ai/claude-code-linux-x64
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=testbed/lib.sh
+# shellcheck source=lib.sh
 source "$here/lib.sh"
 key=$(cat "$here/images.sh" "$here/mkimage.py" "$here/lib.sh" | sha256sum | cut -c1-12)
 OUT=$TESTBED_CACHE/images-claude-$CLAUDE_CLI_VERSION-$key

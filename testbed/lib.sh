@@ -1,4 +1,5 @@
-# Settings and helpers shared by testbed/up, down, pvc.sh and smoke.sh (sourced, not run).
+# shellcheck shell=bash disable=SC2034 # settings used by the scripts that source this file
+# Settings and helpers shared by testbed/up, down, images.sh, pvc.sh and smoke.sh (sourced, not run).
 #
 # Everything the testbed creates lives under $TESTBED_DIR:
 #   pki/         CA, serving and client certificates, service-account key pair
@@ -7,6 +8,8 @@
 #   kubelet/     the kubelet's --root-dir (bind-mounted onto itself by the kubelet, pod volumes inside)
 #   cni/         CNI config and host-local IPAM state
 #   volumes/     host directories behind the hostPath PersistentVolumes made by pvc.sh
+#   pod-logs/    bind-mounted on /var/log/pods and /var/log/containers, where the kubelet of 1.20
+#                writes container logs (fixed paths), so that down leaves none behind
 #   previous-logs/  the logs of the run before the last wipe, for post-mortems
 # Caches (Kubernetes binaries, Claude CLI package, image tarballs) live under $TESTBED_CACHE.
 
@@ -22,6 +25,7 @@ CTRD=$TESTBED_DIR/containerd
 KUBELET_ROOT=$TESTBED_DIR/kubelet
 CNI=$TESTBED_DIR/cni
 VOLUMES=$TESTBED_DIR/volumes
+POD_LOGS=$TESTBED_DIR/pod-logs
 ADMIN_KUBECONFIG=$RUN/admin.kubeconfig
 CTRD_SOCK=$CTRD/containerd.sock
 
@@ -55,7 +59,10 @@ READY_TIMEOUT=${READY_TIMEOUT:-120}
 
 KUBECTL=${KUBECTL:-kubectl}
 
-log() { echo "testbed: $*" >&2; }
+# The kubelet's fixed log directories, each bind-mounted from $POD_LOGS/<basename> while up.
+KUBELET_LOG_DIRS="/var/log/pods /var/log/containers"
+
+log() { echo "testbed: [${SECONDS}s] $*" >&2; }
 
 die() { echo "testbed: ERROR: $*" >&2; exit 1; }
 
@@ -66,7 +73,7 @@ live_pid() {
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "$TESTBED_DIR" || return 1
+  [[ "$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" == *"$TESTBED_DIR"* ]] || return 1
   echo "$pid"
 }
 
@@ -78,13 +85,19 @@ start_component() {
   echo $! > "$RUN/$name.pid"
 }
 
+# True while process $1 exists and is not a zombie (our components are reparented to PID 1, which
+# may reap them late).
+running() {
+  kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 # Stops component $1 by its recorded PID: SIGTERM, then SIGKILL after $2 seconds (default 10).
 stop_component() {
   local name=$1 grace=${2:-10} pid i
   if pid=$(live_pid "$name"); then
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
+    for ((i = 0; i < grace * 10; i++)); do running "$pid" || break; sleep 0.1; done
+    if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
     log "stopped $name ($pid)"
   fi
   rm -f "$RUN/$name.pid"

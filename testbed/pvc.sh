@@ -11,7 +11,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=testbed/lib.sh
+# shellcheck source=lib.sh
 source "$here/lib.sh"
 
 # Capacity written on the PV and the claim (hostPath does not enforce it).
@@ -22,7 +22,7 @@ BIND_TIMEOUT=${BIND_TIMEOUT:-60}
 AGENT_UID=1000
 
 main() {
-  [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: $0 NAMESPACE [NAME]"
+  if [ $# -lt 1 ] || [ $# -gt 2 ]; then die "usage: $0 NAMESPACE [NAME]"; fi
   local ns=$1 name=${2:-paperclip-shared}
   local pv=testbed-$ns-$name dir=$VOLUMES/$ns-$name
   [ -f "$ADMIN_KUBECONFIG" ] || die "no cluster: $ADMIN_KUBECONFIG missing (run testbed/up)"

@@ -14,7 +14,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=testbed/lib.sh
+# shellcheck source=lib.sh
 source "$here/lib.sh"
 
 # Seconds the Job may take to finish.
@@ -105,8 +105,10 @@ main() {
   local out
   out=$(kube -n "$NS" logs job/smoke -c claude)
   echo "$out"
-  echo "$out" | grep '"type":"result"' | grep -q '"is_error":false' || fail "no result event with \"is_error\":false"
-  echo "$out" | grep -q "$MARKER" || fail "the Bash tool's output ($MARKER) is missing"
+  local result
+  result=$(grep '"type":"result"' <<< "$out" || true)
+  [[ "$result" == *'"is_error":false'* ]] || fail "no result event with \"is_error\":false"
+  [[ "$out" == *"$MARKER"* ]] || fail "the Bash tool's output ($MARKER) is missing"
   log "smoke: passed"
 }
 
