@@ -7,7 +7,8 @@
 #                                                     applets, the glibc loader and libs ldd lists
 # Output: the directory holding them, on the last stdout line. It is cached under $TESTBED_CACHE,
 # keyed by the CLI version and a hash of this script, mkimage.py and lib.sh (image names), so a rebuild
-# happens only when one of those changes. The CLI's npm package is cached separately, keyed by its version.
+# happens only when one of those changes (the build replaces older ones). The CLI's npm package is
+# cached separately, keyed by its version.
 set -euo pipefail
 
 # The pinned Claude Code CLI (npm platform package holding the native binary).
@@ -89,6 +90,10 @@ build() {
 
   rm -rf "$work/pause" "$work/busybox" "$agent" "$work/cli"
   rm -rf "$OUT" && mv "$work" "$OUT"
+  local stale
+  for stale in "$TESTBED_CACHE"/images-claude-*; do
+    if [ "$stale" != "$OUT" ]; then rm -rf "$stale"; fi
+  done
 }
 
 main() {
