@@ -99,8 +99,18 @@ stop_component() {
     for ((i = 0; i < grace * 10; i++)); do running "$pid" || break; sleep 0.1; done
     if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
     log "stopped $name ($pid)"
+    STOPPED_PIDS="${STOPPED_PIDS:-} $pid"
   fi
   rm -f "$RUN/$name.pid"
+}
+
+# Waits (at most 10 s) until PID 1 has reaped the processes stop_component stopped, so that not
+# even a zombie of ours is left in ps.
+wait_reaped() {
+  local pid i
+  for pid in ${STOPPED_PIDS:-}; do
+    for ((i = 0; i < 100; i++)); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+  done
 }
 
 # wait_for COMPONENT DESCRIPTION COMMAND...: runs COMMAND until it succeeds, for at most
