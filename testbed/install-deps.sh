@@ -5,14 +5,15 @@
 #   containerd runc             the container runtime behind the real kubelet
 #   containernetworking-plugins bridge, host-local and loopback CNI plugins in /usr/lib/cni
 #   busybox-static              the shell and applets of the busybox, pause and agent images
-#   iproute2 util-linux         ip (CNI bridge cleanup); mount, umount, findmnt, flock, setsid
+#   iproute2 util-linux mount   ip (CNI bridge cleanup); mount, umount, findmnt, flock, setsid
+#   procps                      sysctl (down restores the kernel settings the kubelet changes)
 #   jq openssl curl python3     runc-wrapper and down, the PKI, readiness probes, mkimage.py and the mock
 #   npm                         `npm pack` of the Claude Code CLI package for the agent image
 #   kubernetes-client           kubectl, only when none is installed already
 # Idempotent; needs root. Usage: testbed/install-deps.sh
 set -euo pipefail
 
-PACKAGES="etcd-server containerd runc containernetworking-plugins busybox-static iproute2 util-linux
+PACKAGES="etcd-server containerd runc containernetworking-plugins busybox-static iproute2 util-linux mount procps
   jq openssl curl python3 ca-certificates"
 
 main() {

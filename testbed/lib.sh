@@ -54,6 +54,10 @@ AGENT_IMAGE=docker.io/paperclip/claude-agent:dev
 # Components in start order; down stops them in reverse (containers first).
 COMPONENTS="mock containerd etcd apiserver kcm scheduler kubelet"
 
+# Kernel settings the kubelet's container manager sets on start (vm.overcommit_memory=1,
+# kernel.panic=10, kernel.panic_on_oops=1, ...): up saves them in run/sysctl-saved, down restores them.
+KUBELET_SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
+
 # Seconds each readiness wait may take before up fails with the component's log tail.
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 
