@@ -60,6 +60,8 @@ KUBELET_SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_
 
 # Seconds each readiness wait may take before up fails with the component's log tail.
 READY_TIMEOUT=${READY_TIMEOUT:-120}
+# Seconds a running cluster may take to answer up's health check before up restarts it.
+HEALTH_GRACE=${HEALTH_GRACE:-15}
 
 KUBECTL=${KUBECTL:-kubectl}
 
