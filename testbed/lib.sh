@@ -137,6 +137,15 @@ wait_for() {
   done
 }
 
+# True when $TESTBED_DIR holds anything besides the logs kept from the previous run.
+has_state() {
+  local entry
+  for entry in "$TESTBED_DIR"/*; do
+    if [ -e "$entry" ] && [ "$entry" != "$TESTBED_DIR/previous-logs" ]; then return 0; fi
+  done
+  return 1
+}
+
 kube() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
 ctr_k8s() { ctr --address "$CTRD_SOCK" -n k8s.io "$@"; }
