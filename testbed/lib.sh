@@ -83,8 +83,16 @@ live_pid() {
   echo "$pid"
 }
 
+# Serialises up and down (and concurrent ups) on $TESTBED_DIR/.lock, held on fd 9 until exit.
+# The dot keeps the lock file out of has_state and of down's wipe.
+lock_testbed() {
+  mkdir -p "$TESTBED_DIR"
+  exec 9> "$TESTBED_DIR/.lock"
+  flock 9
+}
+
 # Starts component $1 as "$@" (after the name) in its own session, logging to run/$1.log and
-# recording its PID in run/$1.pid. It does not inherit fd 9 (up's lock on $TESTBED_DIR.lock).
+# recording its PID in run/$1.pid. It does not inherit fd 9 (the lock taken by lock_testbed).
 start_component() {
   local name=$1; shift
   setsid "$@" > "$RUN/$name.log" 2>&1 < /dev/null 9>&- &
