@@ -51,33 +51,36 @@ function errorText(value) {
   }
 }
 
-function contentBlocks(event) {
+// Maps each content block of a message to at most one entry; blocks of other types are skipped.
+function blockEntries(event, toEntry) {
   var message = asRecord(event.message) || {};
-  return Array.isArray(message.content) ? message.content : [];
-}
-
-function assistantEntries(event, ts) {
+  var blocks = Array.isArray(message.content) ? message.content : [];
   var entries = [];
-  contentBlocks(event).forEach(function (raw) {
+  blocks.forEach(function (raw) {
     var block = asRecord(raw);
-    if (!block) return;
-    if (block.type === "text") {
-      var text = asString(block.text, "");
-      if (text) entries.push({ kind: "assistant", ts: ts, text: text });
-    } else if (block.type === "thinking") {
-      var thinking = asString(block.thinking, "");
-      if (thinking) entries.push({ kind: "thinking", ts: ts, text: thinking });
-    } else if (block.type === "tool_use") {
-      entries.push({
-        kind: "tool_call",
-        ts: ts,
-        name: asString(block.name, "unknown"),
-        toolUseId: typeof block.id === "string" ? block.id : asString(block.tool_use_id, undefined),
-        input: block.input === undefined || block.input === null ? {} : block.input,
-      });
-    }
+    var entry = block ? toEntry(block) : null;
+    if (entry) entries.push(entry);
   });
   return entries;
+}
+
+function assistantEntry(block, ts) {
+  if (block.type === "text") {
+    return block.text && typeof block.text === "string" ? { kind: "assistant", ts: ts, text: block.text } : null;
+  }
+  if (block.type === "thinking") {
+    return block.thinking && typeof block.thinking === "string" ? { kind: "thinking", ts: ts, text: block.thinking } : null;
+  }
+  if (block.type === "tool_use") {
+    return {
+      kind: "tool_call",
+      ts: ts,
+      name: asString(block.name, "unknown"),
+      toolUseId: typeof block.id === "string" ? block.id : asString(block.tool_use_id, undefined),
+      input: block.input === undefined || block.input === null ? {} : block.input,
+    };
+  }
+  return null;
 }
 
 function toolResultText(content) {
@@ -91,25 +94,20 @@ function toolResultText(content) {
   return parts.join("\n");
 }
 
-function userEntries(event, ts) {
-  var entries = [];
-  contentBlocks(event).forEach(function (raw) {
-    var block = asRecord(raw);
-    if (!block) return;
-    if (block.type === "text") {
-      var text = asString(block.text, "");
-      if (text) entries.push({ kind: "user", ts: ts, text: text });
-    } else if (block.type === "tool_result") {
-      entries.push({
-        kind: "tool_result",
-        ts: ts,
-        toolUseId: asString(block.tool_use_id, ""),
-        content: toolResultText(block.content),
-        isError: block.is_error === true,
-      });
-    }
-  });
-  return entries;
+function userEntry(block, ts) {
+  if (block.type === "text") {
+    return block.text && typeof block.text === "string" ? { kind: "user", ts: ts, text: block.text } : null;
+  }
+  if (block.type === "tool_result") {
+    return {
+      kind: "tool_result",
+      ts: ts,
+      toolUseId: asString(block.tool_use_id, ""),
+      content: toolResultText(block.content),
+      isError: block.is_error === true,
+    };
+  }
+  return null;
 }
 
 function resultEntry(event, ts) {
@@ -147,11 +145,15 @@ exports.parseStdoutLine = function parseStdoutLine(line, ts) {
     ];
   }
   if (event.type === "assistant") {
-    var assistant = assistantEntries(event, ts);
+    var assistant = blockEntries(event, function (block) {
+      return assistantEntry(block, ts);
+    });
     return assistant.length > 0 ? assistant : stdout;
   }
   if (event.type === "user") {
-    var user = userEntries(event, ts);
+    var user = blockEntries(event, function (block) {
+      return userEntry(block, ts);
+    });
     return user.length > 0 ? user : stdout;
   }
   if (event.type === "result") return [resultEntry(event, ts)];
