@@ -31,7 +31,7 @@ const POLL_MS = 500;
 /** Bounds (not assertions) so a broken server or cluster fails the run instead of hanging it. */
 const SETUP_TIMEOUT_MS = 10 * 60_000;
 const RUN_TIMEOUT_MS = 10 * 60_000;
-const TERMINAL = new Set(["succeeded", "failed", "cancelled", "timed_out"]);
+const TERMINAL = new Set(["succeeded", "failed", "cancelled", "timed_out", "interrupted"]);
 
 function kubectl(...args) {
   return execFileSync("kubectl", ["--kubeconfig", ADMIN_KUBECONFIG, ...args], { encoding: "utf8" });
@@ -55,9 +55,13 @@ async function until(probe) {
   }
 }
 
-/** stdout of a run as lines, from the server's ndjson log ({ts, stream, chunk} per onLog call). */
+/**
+ * stdout of a run as lines, from the server's ndjson log ({ts, stream, chunk} per onLog call).
+ * A run that has not logged yet has no log (404): no lines.
+ */
 async function runLogLines(server, runId) {
   const log = await server.api("GET", `/api/heartbeat-runs/${runId}/log`);
+  if (log.status === 404) return [];
   assert.equal(log.status, 200, JSON.stringify(log.body));
   return log.body.content
     .split("\n")
@@ -122,7 +126,7 @@ for (const version of VERSIONS) {
       assert.ok(fs.existsSync(ADMIN_KUBECONFIG), `no testbed cluster: ${ADMIN_KUBECONFIG} missing (run testbed/up)`);
       const tarball = adapterTarball();
       server = await startServer(version, { env: { HEARTBEAT_SCHEDULER_INTERVAL_MS: String(SCHEDULER_INTERVAL_MS) } });
-      console.error(`# paperclipai@${version} ready in ${server.startMs} ms (pid ${server.pid})`);
+      console.error(`paperclipai@${version} ready in ${server.startMs} ms (pid ${server.pid})`);
       // The server runs as an unprivileged user: hand it copies it can read.
       const uid = Number(execFileSync("id", ["-u", SERVER_USER], { encoding: "utf8" }));
       const kubeconfig = path.join(server.dataDir, "kubeconfig");
@@ -172,7 +176,7 @@ for (const version of VERSIONS) {
     after(async () => {
       if (server) {
         const stopped = await server.stop();
-        console.error(`# paperclipai@${version} (pid ${server.pid}) stopped: ${JSON.stringify(stopped)}`);
+        console.error(`paperclipai@${version} (pid ${server.pid}) stopped: ${JSON.stringify(stopped)}`);
       }
       if (namespace) kubectl("delete", "namespace", namespace, "--wait=false");
     });
