@@ -4,9 +4,10 @@
 //! `selectPaperclipTaskMarkdown`, `renderPaperclipWakePrompt`) as `claude_local` calls them, and
 //! checked against prompts the real package renders (`tests/fixtures/prompts`).
 //!
-//! Two wake sections are not ported: external chat turns (rendered as ordinary wakes here) and
-//! the body of a version-1 `executionContinuation` (its presence still produces the wake header).
-//! The raw payload always reaches the agent as `PAPERCLIP_WAKE_PAYLOAD_JSON`.
+//! One wake section is not ported: the body of a version-1 `executionContinuation` (its presence
+//! still produces the wake header; the raw payload reaches the agent as
+//! `PAPERCLIP_WAKE_PAYLOAD_JSON`). External chat turns follow `claude_local`, which has no native
+//! wake-comment reader, so an incomplete chat batch is rendered as an ordinary wake.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 use super::config::Config;
 use super::RunRequest;
 
+mod chat;
 mod sections;
 mod wake;
 
