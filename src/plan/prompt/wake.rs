@@ -5,9 +5,12 @@ use serde_json::Value;
 
 use super::chat::{self, ChatMarker};
 use super::sections::{
-    AgentMessage, Annotation, Checkbox, DocumentReview, ExecutionStage, ReviewContext, Watchdog,
+    AgentMessage, Annotation, Checkbox, Continuation, DocumentReview, ExecutionStage,
+    ReviewContext, Watchdog,
 };
-use super::{fenced_text, inline_code, join_sections, js_number, opt_str, str_at, trimmed_strings};
+use super::{
+    fenced_text, inline_code, is_truthy, join_sections, js_number, opt_str, str_at, trimmed_strings,
+};
 
 /// A wake that asks the agent to recover the task (`isPaperclipRecoveryWakePayload`).
 pub(super) fn is_recovery_wake(value: &Value) -> bool {
@@ -127,6 +130,7 @@ pub(super) struct Wake {
     plan_review: Option<ReviewContext>,
     document_review: Option<DocumentReview>,
     execution_stage: Option<ExecutionStage>,
+    continuation: Option<Continuation>,
     watchdog: Option<Watchdog>,
 }
 
@@ -296,11 +300,14 @@ impl Wake {
                 .get("documentReviewContext")
                 .and_then(DocumentReview::normalize),
             execution_stage: p.get("executionStage").and_then(ExecutionStage::normalize),
+            continuation: p
+                .get("executionContinuation")
+                .and_then(Continuation::normalize),
             watchdog: p.get("taskWatchdog").and_then(Watchdog::normalize),
         };
-        // NB: Paperclip renders a version-1 `executionContinuation`; any truthy one at least
-        // makes the wake worth announcing.
-        let continuation = p.get("executionContinuation").is_some_and(is_truthy);
+        // NB: any truthy `executionContinuation` makes the wake worth announcing; only a
+        // version-1 one is rendered.
+        let continues = p.get("executionContinuation").is_some_and(is_truthy);
         let empty = wake.comments.is_empty()
             && wake.comment_ids.is_empty()
             && wake.children.is_empty()
@@ -320,7 +327,7 @@ impl Wake {
             && wake.annotations.is_empty()
             && wake.plan_review.is_none()
             && wake.document_review.is_none();
-        (!empty || continuation).then_some(wake)
+        (!empty || continues).then_some(wake)
     }
 
     pub(super) fn is_recovery(&self) -> bool {
@@ -498,6 +505,9 @@ impl Wake {
             lines.push(String::new());
         }
         self.summary_lines(&mut lines, has_batch, recovery_scoped, &assignee);
+        if let Some(continuation) = &self.continuation {
+            continuation.render(&mut lines, resumed);
+        }
         self.issue_lines(&mut lines, options, recovery_scoped);
         self.scope_lines(&mut lines, options, chat);
         self.role_lines(&mut lines);
@@ -962,15 +972,4 @@ fn liveness_lines(v: &Value) -> Vec<String> {
         }
     }
     lines
-}
-
-/// JavaScript truthiness.
-fn is_truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
-    }
 }
