@@ -17,6 +17,9 @@ pub const REDACTED: &str = "***REDACTED***";
 /// `HOME` of the CLI: the shared PVC, so `--resume` finds its sessions.
 pub const CONTAINER_HOME: &str = "/paperclip";
 
+/// Linux's `MAX_ARG_STRLEN`: the longest `NAME=value` entry `execve` accepts.
+pub const MAX_ENV_ENTRY_BYTES: usize = 128 * 1024;
+
 /// Name fragments that make a variable secret (Paperclip's `SENSITIVE_ENV_KEY`, upper-cased).
 const SECRET_NAME_PARTS: [&str; 7] = [
     "KEY",
@@ -305,6 +308,9 @@ fn paperclip_vars(req: &RunRequest, api_url: &str) -> Vec<(&'static str, String)
     ];
     vars.into_iter()
         .filter_map(|(k, v)| Some((k, v.filter(|s| !s.is_empty())?)))
+        // NB: Linux refuses to exec with one env entry over MAX_ARG_STRLEN (E2BIG), so a huge
+        // JSON context would keep the container from starting. The prompt carries it anyway.
+        .filter(|(k, v)| !k.ends_with("_JSON") || k.len() + 1 + v.len() < MAX_ENV_ENTRY_BYTES)
         .collect()
 }
 
@@ -579,6 +585,22 @@ mod tests {
         assert_eq!(value(&env, "PATHY"), &literal("$(HOME)/bin"));
         assert_eq!(value(&env, "MSG"), &literal("cost $$(echo 5)"));
         assert_eq!(redacted(&env)["MSG"], "cost $(echo 5)");
+    }
+
+    #[test]
+    fn json_context_too_big_for_exec_is_left_out() {
+        let mut req = request();
+        req.context["paperclipWake"]["issue"]["description"] =
+            Value::from("x".repeat(MAX_ENV_ENTRY_BYTES));
+        let input = EnvInput {
+            inherited_literal: &[],
+            inherited_value_from: &[],
+            api_url: "u",
+            config_env: &BTreeMap::new(),
+        };
+        let env = build_env(&req, &input);
+        assert!(!env.iter().any(|v| v.name == "PAPERCLIP_WAKE_PAYLOAD_JSON"));
+        assert!(env.iter().any(|v| v.name == "PAPERCLIP_WORKSPACES_JSON"));
     }
 
     #[test]
