@@ -674,16 +674,18 @@ mod tests {
         assert_eq!(lookup(&env, "NOPE"), None);
     }
 
+    /// A process environment holding exactly `pairs`.
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
     fn api_url_follows_paperclips_derivation() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         assert_eq!(paperclip_api_url(vars(&[])), "http://localhost:3100");
         assert_eq!(
             paperclip_api_url(vars(&[("PAPERCLIP_API_URL", "https://pc"), ("HOST", "h")])),
@@ -705,14 +707,6 @@ mod tests {
 
     #[test]
     fn pods_reach_a_server_listening_everywhere_at_its_pod_ip() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         let url = |pairs, ip| pod_reachable_api_url(vars(pairs), ip);
         assert_eq!(
             url(&[("HOST", "0.0.0.0"), ("PORT", "3100")], "10.1.2.3"),
