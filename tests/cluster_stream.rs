@@ -351,6 +351,43 @@ async fn pod_wait_fails_a_failing_init_container_with_its_exit_code() {
 
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
+async fn a_pod_stuck_on_a_missing_secret_fails_at_the_start_budget_with_the_kubelet_warning() {
+    guarded(async {
+        let ns = TestNamespace::create("nosecret").await;
+        let mut spec = job("nosecret", "echo never");
+        let pod_spec = &mut spec["spec"]["template"]["spec"];
+        pod_spec["volumes"] = json!([{"name": "prompt", "secret": {"secretName": "nosecret-0"}}]);
+        pod_spec["containers"][0]["volumeMounts"] =
+            json!([{"name": "prompt", "mountPath": "/var/run/paperclip"}]);
+        ns.create_job(spec).await;
+        let budgets = Budgets {
+            start: Duration::from_secs(20),
+            ..PATIENT
+        };
+        let (lines, started) = wait_started(&ns.pods(), "nosecret", budgets).await;
+        let err = started.expect_err("the pod cannot start");
+        let message = err.to_string();
+        assert!(
+            matches!(err, pod_wait::Error::StartBudget { .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains("Pending (ContainerCreating); last warning: FailedMount: "),
+            "{message}"
+        );
+        assert!(message.contains("\"nosecret-0\" not found"), "{message}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with("Pending (ContainerCreating)")),
+            "{lines:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
 async fn a_run_that_ends_at_once_is_followed_to_its_end_and_completes_with_exit_0() {
     guarded(async {
         let ns = TestNamespace::create("complete").await;
