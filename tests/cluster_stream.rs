@@ -538,3 +538,56 @@ fn cpu_seconds() -> f64 {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / 100.0
 }
+
+/// Prints how late lines arrive (receipt time minus the runtime's timestamp), and how long after
+/// the last line the log stream and the Job watch end (no assertion on time). Reused by the
+/// benchmark.
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn measure_latencies() {
+    guarded(async {
+        let ns = TestNamespace::create("latency").await;
+        let script = "i=0; while [ $i -lt 30 ]; do echo line-$i; i=$((i+1)); sleep 0.1; done";
+        ns.create_job(job("latency", script)).await;
+        let pod = started_pod(&ns, "latency").await;
+        let started = jiff::Timestamp::now();
+        let jobs = ns.jobs();
+        let job_end = tokio::spawn(async move {
+            let end = job_watch::await_job_end(jobs, "latency".into()).await;
+            (end, jiff::Timestamp::now())
+        });
+        let params = FollowParams {
+            container: CLAUDE_CONTAINER.into(),
+            limit_bytes_per_request: None,
+        };
+        let arrivals: Vec<_> = logs::follow(ns.pods(), pod, params)
+            .map_ok(|line| (line.timestamp, jiff::Timestamp::now()))
+            .try_collect()
+            .await
+            .unwrap();
+        let stream_end = jiff::Timestamp::now();
+        let (end, job_end_seen) = job_end.await.unwrap();
+        assert_eq!(end, JobEnd::Complete);
+        assert_eq!(arrivals.len(), 30);
+        // Lines written before the follower asked are a backlog, not lag.
+        let mut lags: Vec<i128> = arrivals
+            .iter()
+            .filter(|(written, _)| *written > started)
+            .map(|(written, got)| got.duration_since(*written).as_millis())
+            .collect();
+        lags.sort_unstable();
+        let last_written = arrivals.last().unwrap().0;
+        println!(
+            "first line {} ms after the pod wait returned; lag of the {} lines written after that: \
+             median {} ms, max {} ms; \
+             after the last line: log stream ended {} ms later, Job end seen {} ms later",
+            arrivals[0].1.duration_since(started).as_millis(),
+            lags.len(),
+            lags[lags.len() / 2],
+            lags[lags.len() - 1],
+            stream_end.duration_since(last_written).as_millis(),
+            job_end_seen.duration_since(last_written).as_millis(),
+        );
+    })
+    .await;
+}
