@@ -30,7 +30,11 @@ const PATIENT: Budgets = Budgets {
 
 async fn client() -> Client {
     let path = std::env::var("KUBECONFIG").unwrap_or_else(|_| TESTBED_KUBECONFIG.to_owned());
-    let kubeconfig = Kubeconfig::read_from(&path)
+    client_from(&path).await
+}
+
+async fn client_from(path: &str) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path)
         .unwrap_or_else(|e| panic!("no testbed kubeconfig at {path}: {e}"));
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -244,6 +248,27 @@ async fn delivers_a_100_kib_line_as_written_despite_the_runtime_splitting_it() {
             lines[1] == "x".repeat(102_400),
             "long line of {} bytes differs",
             lines[1].len()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn a_client_without_rights_to_pod_logs_fails_at_once() {
+    guarded(async {
+        let ns = TestNamespace::create("refused").await;
+        // The testbed's unprivileged user, bound to nothing.
+        let alice = TESTBED_KUBECONFIG.replace("admin.kubeconfig", "alice.kubeconfig");
+        let pods: Api<Pod> = Api::namespaced(client_from(&alice).await, &ns.name);
+        let params = FollowParams {
+            container: CLAUDE_CONTAINER.into(),
+            limit_bytes_per_request: None,
+        };
+        let first = logs::follow(pods, "any".into(), params).next().await;
+        assert!(
+            matches!(first, Some(Err(logs::Error::Refused { .. }))),
+            "{first:?}"
         );
     })
     .await;

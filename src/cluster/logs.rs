@@ -17,9 +17,10 @@ use kube::runtime::wait::await_condition;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 /// Longest pause between two reconnect attempts while the apiserver keeps failing.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
-/// Reconnect attempts in a row, without a line delivered in between, before the follower gives up
-/// (about 30 s of trying with the delays above).
-const RECONNECT_MAX_ATTEMPTS: usize = 10;
+/// Reconnect attempts in a row, without a line delivered in between, before the follower gives up:
+/// about two minutes with the delays above, enough to ride out an apiserver restart. The run's own
+/// deadline still bounds the whole run.
+const RECONNECT_MAX_ATTEMPTS: usize = 30;
 /// How long a cleanly ended stream waits for the pod's status to show the container terminated.
 /// The kubelet closes a follow stream as soon as the runtime says the container stopped, but the
 /// pod status reaches the apiserver only after the kubelet's next relist (about 1 s) and status
@@ -69,6 +70,15 @@ pub enum Error {
         #[source]
         source: Option<kube::Error>,
     },
+    /// The apiserver refuses this client the log (`401`/`403`): retrying cannot help.
+    #[error("reading the log of pod {pod} is not allowed")]
+    Refused {
+        /// The pod whose log was followed.
+        pod: String,
+        /// The apiserver's answer.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// `Result` with this module's [`Error`].
@@ -81,7 +91,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// the line being read). The stream also ends when the pod disappears.
 ///
 /// # Errors
-/// Yields [`Error::Reconnect`] (and ends) when the apiserver cannot be reached for about 30 s.
+/// Yields (and ends with) [`Error::Refused`] at once when RBAC denies `pods/log`, and
+/// [`Error::Reconnect`] when the apiserver cannot be reached for about two minutes.
 pub fn follow(
     pods: Api<Pod>,
     pod: String,
@@ -228,8 +239,15 @@ impl Follower {
                     self.finished = true;
                     return Ok(());
                 }
+                Err(kube::Error::Api(status)) if status.code == 401 || status.is_forbidden() => {
+                    let source = kube::Error::Api(status);
+                    return Err(Error::Refused {
+                        pod: self.pod.clone(),
+                        source,
+                    });
+                }
                 Err(err) => {
-                    tracing::debug!(pod = %self.pod, error = %err, "log request failed");
+                    tracing::warn!(pod = %self.pod, error = %err, "log request failed; retrying");
                     last_error = Some(err);
                 }
             }
