@@ -539,10 +539,9 @@ impl Waiter {
             PodState::Unschedulable { .. } => Some(self.unschedulable_since.unwrap_or(now)),
             _ => None,
         };
-        let changed = self
-            .current
-            .as_ref()
-            .map_or(true, |(_, last)| *last != state);
+        let changed = self.current.as_ref().map_or(true, |(last_pod, last)| {
+            last_pod.metadata.name != pod.metadata.name || *last != state
+        });
         let line = changed.then(|| Ok(Progress::Status(status_line(&name, &state))));
         let grace_over = self
             .unschedulable_since
