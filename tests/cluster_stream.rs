@@ -230,6 +230,26 @@ async fn resumes_cut_streams_without_losing_or_repeating_a_line() {
 
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
+async fn resumes_streams_cut_inside_split_long_lines() {
+    // One 100 KiB line (seven runtime pieces) every 1.1 s; each request, limited to 260 KiB,
+    // replays the last delivered line, delivers the next one and is cut inside the one after.
+    const LIMIT: i64 = 260 * 1024;
+    guarded(async {
+        let ns = TestNamespace::create("cutlong").await;
+        let script = "i=0; while [ $i -lt 12 ]; do printf '%s-' $i; head -c 102400 /dev/zero | tr '\\0' x; echo; \
+                      i=$((i+1)); sleep 1.1; done";
+        ns.create_job(job("cutlong", script)).await;
+        let pod = started_pod(&ns, "cutlong").await;
+        let lines = follow_all(&ns, pod, Some(LIMIT)).await;
+        let expected: Vec<String> = (0..12).map(|i| format!("{i}-{}", "x".repeat(102_400))).collect();
+        let heads: Vec<&str> = lines.iter().map(|l| &l[..l.len().min(12)]).collect();
+        assert!(lines == expected, "{} lines, starting {heads:?}", lines.len());
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
 async fn delivers_a_100_kib_line_as_written_despite_the_runtime_splitting_it() {
     guarded(async {
         let ns = TestNamespace::create("long").await;
