@@ -30,7 +30,11 @@ const PATIENT: Budgets = Budgets {
 
 async fn client() -> Client {
     let path = std::env::var("KUBECONFIG").unwrap_or_else(|_| TESTBED_KUBECONFIG.to_owned());
-    let kubeconfig = Kubeconfig::read_from(&path)
+    client_from(&path).await
+}
+
+async fn client_from(path: &str) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path)
         .unwrap_or_else(|e| panic!("no testbed kubeconfig at {path}: {e}"));
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -226,6 +230,57 @@ async fn resumes_cut_streams_without_losing_or_repeating_a_line() {
 
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
+async fn resumes_streams_cut_inside_split_long_lines() {
+    // One 100 KiB line (seven runtime pieces) every 1.1 s; each request, limited to 260 KiB,
+    // replays the last delivered line, delivers the next one and is cut inside the one after.
+    const LIMIT: i64 = 260 * 1024;
+    guarded(async {
+        let ns = TestNamespace::create("cutlong").await;
+        let script = "i=0; while [ $i -lt 12 ]; do printf '%s-' $i; head -c 102400 /dev/zero | tr '\\0' x; echo; \
+                      i=$((i+1)); sleep 1.1; done";
+        ns.create_job(job("cutlong", script)).await;
+        let pod = started_pod(&ns, "cutlong").await;
+        let lines = follow_all(&ns, pod, Some(LIMIT)).await;
+        let expected: Vec<String> = (0..12).map(|i| format!("{i}-{}", "x".repeat(102_400))).collect();
+        let heads: Vec<&str> = lines.iter().map(|l| &l[..l.len().min(12)]).collect();
+        assert!(lines == expected, "{} lines, starting {heads:?}", lines.len());
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn a_slow_reader_gets_the_lines_written_after_a_log_rotation() {
+    // 12,000 lines of 1 KiB pass the kubelet's 10 MiB rotation size, so the log is rotated during
+    // the 12 s pause; 500 more lines go to the new file. The consumer takes ~2 ms a line, so the
+    // kubelet is still in the rotated file when the container exits, and ends its follow stream
+    // there: the last 500 lines come only from the follower's final read.
+    guarded(async {
+        let ns = TestNamespace::create("rotated").await;
+        let filler = "x".repeat(1000);
+        let script =
+            format!("seq 1 12000 | sed 's/$/ {filler}/'; sleep 12; seq 12001 12500; sleep 1");
+        ns.create_job(job("rotated", &script)).await;
+        let pod = started_pod(&ns, "rotated").await;
+        let params = FollowParams {
+            container: CLAUDE_CONTAINER.into(),
+            limit_bytes_per_request: None,
+        };
+        let lines: Vec<String> = logs::follow(ns.pods(), pod, params)
+            .and_then(|line| async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                Ok(line.text.split(' ').next().unwrap_or_default().to_owned())
+            })
+            .try_collect()
+            .await
+            .unwrap();
+        assert_numbered(&lines, 12_500);
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
 async fn delivers_a_100_kib_line_as_written_despite_the_runtime_splitting_it() {
     guarded(async {
         let ns = TestNamespace::create("long").await;
@@ -244,6 +299,27 @@ async fn delivers_a_100_kib_line_as_written_despite_the_runtime_splitting_it() {
             lines[1] == "x".repeat(102_400),
             "long line of {} bytes differs",
             lines[1].len()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn a_client_without_rights_to_pod_logs_fails_at_once() {
+    guarded(async {
+        let ns = TestNamespace::create("refused").await;
+        // The testbed's unprivileged user, bound to nothing.
+        let alice = TESTBED_KUBECONFIG.replace("admin.kubeconfig", "alice.kubeconfig");
+        let pods: Api<Pod> = Api::namespaced(client_from(&alice).await, &ns.name);
+        let params = FollowParams {
+            container: CLAUDE_CONTAINER.into(),
+            limit_bytes_per_request: None,
+        };
+        let first = logs::follow(pods, "any".into(), params).next().await;
+        assert!(
+            matches!(first, Some(Err(logs::Error::Refused { .. }))),
+            "{first:?}"
         );
     })
     .await;
@@ -343,6 +419,43 @@ async fn pod_wait_fails_a_failing_init_container_with_its_exit_code() {
                 .last()
                 .unwrap()
                 .contains("init container prompt failed with exit code 3"),
+            "{lines:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn a_pod_stuck_on_a_missing_secret_fails_at_the_start_budget_with_the_kubelet_warning() {
+    guarded(async {
+        let ns = TestNamespace::create("nosecret").await;
+        let mut spec = job("nosecret", "echo never");
+        let pod_spec = &mut spec["spec"]["template"]["spec"];
+        pod_spec["volumes"] = json!([{"name": "prompt", "secret": {"secretName": "nosecret-0"}}]);
+        pod_spec["containers"][0]["volumeMounts"] =
+            json!([{"name": "prompt", "mountPath": "/var/run/paperclip"}]);
+        ns.create_job(spec).await;
+        let budgets = Budgets {
+            start: Duration::from_secs(20),
+            ..PATIENT
+        };
+        let (lines, started) = wait_started(&ns.pods(), "nosecret", budgets).await;
+        let err = started.expect_err("the pod cannot start");
+        let message = err.to_string();
+        assert!(
+            matches!(err, pod_wait::Error::StartBudget { .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains("Pending (ContainerCreating); last warning: FailedMount: "),
+            "{message}"
+        );
+        assert!(message.contains("\"nosecret-0\" not found"), "{message}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with("Pending (ContainerCreating)")),
             "{lines:?}"
         );
     })
@@ -456,7 +569,7 @@ async fn job_watch_reports_a_job_that_does_not_exist_as_vanished() {
 }
 
 /// Prints the follower's throughput on 50 MiB of stream-json-like lines (no assertion on speed:
-/// the machine is shared). Reused by the benchmark.
+/// the machine is shared), and checks that every line arrived once. Reused by the benchmark.
 #[tokio::test]
 #[ignore = "needs cluster (creates a Job)"]
 async fn measure_log_throughput() {
@@ -473,21 +586,25 @@ async fn measure_log_throughput() {
         let started = std::time::Instant::now();
         let cpu_before = cpu_seconds();
         let expected = &line;
-        let (count, bytes) = logs::follow(ns.pods(), pod, params)
-            .try_fold((0usize, 0usize), |(count, bytes), line| async move {
-                assert!(line.text == *expected, "line {count} differs: {:?}", line.text);
-                Ok((count + 1, bytes + line.text.len() + 1))
+        let (count, garbled, bytes) = logs::follow(ns.pods(), pod, params)
+            .try_fold((0usize, 0usize, 0usize), |(count, garbled, bytes), line| async move {
+                let intact = line.text == *expected;
+                Ok((count + 1, garbled + usize::from(!intact), bytes + line.text.len() + 1))
             })
             .await
             .unwrap();
         let seconds = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu_before;
-        assert_eq!(count, LINES);
         let megabytes = bytes as f64 / 1e6;
         println!(
-            "log throughput: {megabytes:.1} MB in {seconds:.2} s = {:.1} MB/s, {cpu:.2} s of CPU in this process",
+            "log throughput: {megabytes:.1} MB in {seconds:.2} s = {:.1} MB/s, {cpu:.2} s of CPU in this process; \
+             {garbled} lines not as written",
             megabytes / seconds
         );
+        // NB: the 1.20 kubelet rotates a container log at 10 MiB and, when that happens while the
+        // container writes, its follow stream delivers the line it was reading without its start
+        // (seen with kubectl too). Such a line still counts as one; none may be lost or repeated.
+        assert_eq!(count, LINES);
     })
     .await;
 }
@@ -500,4 +617,57 @@ fn cpu_seconds() -> f64 {
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / 100.0
+}
+
+/// Prints how late lines arrive (receipt time minus the runtime's timestamp), and how long after
+/// the last line the log stream and the Job watch end (no assertion on time). Reused by the
+/// benchmark.
+#[tokio::test]
+#[ignore = "needs cluster (creates a Job)"]
+async fn measure_latencies() {
+    guarded(async {
+        let ns = TestNamespace::create("latency").await;
+        let script = "i=0; while [ $i -lt 30 ]; do echo line-$i; i=$((i+1)); sleep 0.1; done";
+        ns.create_job(job("latency", script)).await;
+        let pod = started_pod(&ns, "latency").await;
+        let started = jiff::Timestamp::now();
+        let jobs = ns.jobs();
+        let job_end = tokio::spawn(async move {
+            let end = job_watch::await_job_end(jobs, "latency".into()).await;
+            (end, jiff::Timestamp::now())
+        });
+        let params = FollowParams {
+            container: CLAUDE_CONTAINER.into(),
+            limit_bytes_per_request: None,
+        };
+        let arrivals: Vec<_> = logs::follow(ns.pods(), pod, params)
+            .map_ok(|line| (line.timestamp, jiff::Timestamp::now()))
+            .try_collect()
+            .await
+            .unwrap();
+        let stream_end = jiff::Timestamp::now();
+        let (end, job_end_seen) = job_end.await.unwrap();
+        assert_eq!(end, JobEnd::Complete);
+        assert_eq!(arrivals.len(), 30);
+        // Lines written before the follower asked are a backlog, not lag.
+        let mut lags: Vec<i128> = arrivals
+            .iter()
+            .filter(|(written, _)| *written > started)
+            .map(|(written, got)| got.duration_since(*written).as_millis())
+            .collect();
+        lags.sort_unstable();
+        let last_written = arrivals.last().unwrap().0;
+        println!(
+            "first line {} ms after the pod wait returned; lag of the {} lines written after that: \
+             median {} ms, max {} ms; \
+             after the last line: log stream ended {} ms later, Job end seen {} ms later",
+            arrivals[0].1.duration_since(started).as_millis(),
+            lags.len(),
+            lags[lags.len() / 2],
+            lags[lags.len() - 1],
+            stream_end.duration_since(last_written).as_millis(),
+            job_end_seen.duration_since(last_written).as_millis(),
+        );
+    })
+    .await;
 }

@@ -140,7 +140,11 @@ pub async fn await_job_end(jobs: Api<Job>, name: String) -> JobEnd {
             Ok(Some(Err(err))) => {
                 tracing::warn!(job = %name, error = %err, "watching the Job failed; retrying")
             }
-            Ok(None) | Err(_) => {
+            ended @ (Ok(None) | Err(_)) => {
+                if ended.is_ok() {
+                    // The watcher never ends; if it ever did, poll at the backstop's pace only.
+                    tokio::time::sleep(silence).await;
+                }
                 silence = backstop.next().unwrap_or(JOB_POLL_BACKSTOP_MAX);
                 match jobs.get_opt(&name).await {
                     Ok(None) => return vanished(Detection::MissingOnPoll),

@@ -17,9 +17,10 @@ use kube::runtime::wait::await_condition;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 /// Longest pause between two reconnect attempts while the apiserver keeps failing.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
-/// Reconnect attempts in a row, without a line delivered in between, before the follower gives up
-/// (about 30 s of trying with the delays above).
-const RECONNECT_MAX_ATTEMPTS: usize = 10;
+/// Reconnect attempts in a row, without a line delivered in between, before the follower gives up:
+/// about two minutes with the delays above, enough to ride out an apiserver restart. The run's own
+/// deadline still bounds the whole run.
+const RECONNECT_MAX_ATTEMPTS: usize = 30;
 /// How long a cleanly ended stream waits for the pod's status to show the container terminated.
 /// The kubelet closes a follow stream as soon as the runtime says the container stopped, but the
 /// pod status reaches the apiserver only after the kubelet's next relist (about 1 s) and status
@@ -69,6 +70,15 @@ pub enum Error {
         #[source]
         source: Option<kube::Error>,
     },
+    /// The apiserver refuses this client the log (`401`/`403`): retrying cannot help.
+    #[error("reading the log of pod {pod} is not allowed")]
+    Refused {
+        /// The pod whose log was followed.
+        pod: String,
+        /// The apiserver's answer.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// `Result` with this module's [`Error`].
@@ -76,12 +86,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Follows `pod`'s log from the container's start until the container has terminated and every
 /// line it wrote was yielded. A stream that ends while the container still runs, or fails, is
-/// resumed with `sinceTime` and the replayed lines are dropped, so each line comes exactly once.
+/// resumed with `sinceTime` and the replayed lines are dropped, so each line comes exactly once;
+/// once the container has stopped, one last request (not following) reads what the follow stream
+/// may have missed.
 /// The follower reads only when polled, so a slow consumer slows the reading (no buffering beyond
 /// the line being read). The stream also ends when the pod disappears.
 ///
 /// # Errors
-/// Yields [`Error::Reconnect`] (and ends) when the apiserver cannot be reached for about 30 s.
+/// Yields (and ends with) [`Error::Refused`] at once when RBAC denies `pods/log`, and
+/// [`Error::Reconnect`] when the apiserver cannot be reached for about two minutes.
 pub fn follow(
     pods: Api<Pod>,
     pod: String,
@@ -91,15 +104,16 @@ pub fn follow(
         pods,
         pod,
         params,
+        phase: Phase::Following,
         reader: None,
         buf: Vec::new(),
         delivered: Delivered::default(),
         skip: Skip::default(),
         backoff: reconnect_backoff(),
         attempts: 0,
-        connected_once: false,
+        pause: false,
         received: 0,
-        finished: false,
+        progressed: false,
     };
     Box::pin(stream::try_unfold(follower, |mut follower| async move {
         Ok(follower.next_line().await?.map(|line| (line, follower)))
@@ -120,6 +134,7 @@ struct Follower {
     pods: Api<Pod>,
     pod: String,
     params: FollowParams,
+    phase: Phase,
     reader: Option<Reader>,
     /// The raw line being read; reused, so reading allocates only the delivered `String`.
     buf: Vec<u8>,
@@ -127,55 +142,88 @@ struct Follower {
     skip: Skip,
     backoff: ExponentialBackoff,
     attempts: usize,
-    connected_once: bool,
+    /// Whether the next request waits for the next backoff delay first.
+    pause: bool,
     /// Bytes read by the current request, to tell a `limitBytes` cut from the log's end.
     received: u64,
-    finished: bool,
+    /// Whether the current request delivered a new line.
+    progressed: bool,
+}
+
+/// Where the follower is.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Following the log while the container writes it.
+    Following,
+    /// The container has stopped: one last request, not following, reads the log to its end. The
+    /// 1.20 kubelet ends a follow stream at the end of the file it has open when it sees the
+    /// container stopped, even when the log was rotated meanwhile and the rest is in a new file.
+    Draining,
+    /// Every line was delivered.
+    Finished,
 }
 
 impl Follower {
     async fn next_line(&mut self) -> Result<Option<LogLine>> {
-        while !self.finished {
+        while !matches!(self.phase, Phase::Finished) {
             let Some(reader) = self.reader.as_mut() else {
                 self.connect().await?;
                 continue;
             };
             self.buf.clear();
-            let read = reader.read_until(b'\n', &mut self.buf).await;
-            let complete = self.buf.last() == Some(&b'\n');
-            if let Ok(n) = read {
-                self.received += n as u64;
-            }
-            match read {
-                Ok(_) if complete => {
+            match reader.read_until(b'\n', &mut self.buf).await {
+                Ok(n) if self.buf.last() == Some(&b'\n') => {
+                    self.received += n as u64;
                     self.buf.pop();
                     if let Some(line) = self.accept() {
                         return Ok(Some(line));
                     }
                 }
-                Ok(_) => {
-                    // End of stream, possibly after a last line without a newline.
+                Ok(n) => {
+                    self.received += n as u64;
                     self.reader = None;
-                    let limit = self.params.limit_bytes_per_request;
-                    let cut = limit.is_some_and(|limit| self.received >= limit.unsigned_abs());
-                    if cut {
-                        tracing::debug!(pod = %self.pod, "log request reached its byte limit; resuming");
-                    } else if container_done(&self.pods, &self.pod, &self.params.container).await {
-                        self.finished = true;
-                        if !self.buf.is_empty() {
-                            return Ok(self.accept());
-                        }
-                    } else {
-                        tracing::debug!(pod = %self.pod, "log stream ended while the container runs; resuming");
+                    if let Some(line) = self.request_ended().await {
+                        return Ok(Some(line));
                     }
                 }
                 Err(err) => {
                     tracing::debug!(pod = %self.pod, error = %err, "log stream failed; resuming");
                     self.reader = None;
+                    self.pause = true;
                 }
             }
         }
         Ok(None)
+    }
+
+    /// The current request ended cleanly, `buf` holding a last line without a newline, if any.
+    /// Decides what comes next; returns that last line when it ends the log.
+    async fn request_ended(&mut self) -> Option<LogLine> {
+        let limit = self.params.limit_bytes_per_request;
+        if limit.is_some_and(|limit| self.received >= limit.unsigned_abs()) {
+            tracing::debug!(pod = %self.pod, "log request reached its byte limit; resuming");
+            self.pause = !self.progressed;
+            return None;
+        }
+        match self.phase {
+            Phase::Following
+                if container_done(&self.pods, &self.pod, &self.params.container).await =>
+            {
+                self.phase = Phase::Draining;
+            }
+            Phase::Following => {
+                tracing::debug!(pod = %self.pod, "log stream ended while the container runs; resuming");
+                self.pause = true;
+            }
+            Phase::Draining => {
+                self.phase = Phase::Finished;
+                if !self.buf.is_empty() {
+                    return self.accept();
+                }
+            }
+            Phase::Finished => {}
+        }
+        None
     }
 
     /// Parses the line in `buf`, drops it if it replays one already delivered, records it otherwise.
@@ -188,15 +236,17 @@ impl Follower {
         self.delivered.record(line.timestamp);
         self.backoff = reconnect_backoff();
         self.attempts = 0;
+        self.progressed = true;
         Some(line)
     }
 
-    /// Opens a (new) log request, resuming after the last delivered line. Pauses first when this is
-    /// a reconnect, with delays that grow while nothing gets delivered.
+    /// Opens a (new) log request, resuming after the last delivered line: following while the
+    /// container runs, else reading to the end once. After a failure, pauses first, with delays
+    /// that grow while nothing gets delivered.
     async fn connect(&mut self) -> Result<()> {
         let mut last_error = None;
         loop {
-            if self.connected_once {
+            if self.pause {
                 self.attempts += 1;
                 let Some(delay) = self.backoff.next() else {
                     return Err(Error::Reconnect {
@@ -207,11 +257,10 @@ impl Follower {
                 };
                 tokio::time::sleep(delay).await;
             }
-            self.connected_once = true;
             self.skip = self.delivered.replay();
             let params = LogParams {
                 container: Some(self.params.container.clone()),
-                follow: true,
+                follow: matches!(self.phase, Phase::Following),
                 timestamps: true,
                 since_time: self.delivered.resume_from(),
                 limit_bytes: self.params.limit_bytes_per_request,
@@ -221,16 +270,26 @@ impl Follower {
                 Ok(reader) => {
                     self.reader = Some(Box::pin(reader));
                     self.received = 0;
+                    self.progressed = false;
+                    self.pause = false;
                     return Ok(());
                 }
                 Err(kube::Error::Api(status)) if status.is_not_found() => {
                     tracing::debug!(pod = %self.pod, "pod gone; its log is over");
-                    self.finished = true;
+                    self.phase = Phase::Finished;
                     return Ok(());
                 }
+                Err(kube::Error::Api(status)) if status.code == 401 || status.is_forbidden() => {
+                    let source = kube::Error::Api(status);
+                    return Err(Error::Refused {
+                        pod: self.pod.clone(),
+                        source,
+                    });
+                }
                 Err(err) => {
-                    tracing::debug!(pod = %self.pod, error = %err, "log request failed");
+                    tracing::warn!(pod = %self.pod, error = %err, "log request failed; retrying");
                     last_error = Some(err);
+                    self.pause = true;
                 }
             }
         }
@@ -595,20 +654,33 @@ mod tests {
                 request.uri().query(),
                 Some("&container=claude&follow=true&sinceTime=2024-05-01T10%3A00%3A01Z&timestamps=true")
             );
+            // The follow stream ends early (as the kubelet's does after a log rotation) with a
+            // piece of "six"...
             send.send_response(Response::new(Body::from(
                 b"2024-05-01T10:00:01.2Z two\n\
                   2024-05-01T10:00:01.2Z three\n\
                   2024-05-01T10:00:01.5Z four\n\
                   2024-05-01T10:00:02Z five\n\
-                  2024-05-01T10:00:02.1Z six, without a newline"
+                  2024-05-01T10:00:02.1Z si"
                     .to_vec(),
             )));
-
+            // ...when the container has stopped: one last read, not following, gets the rest.
             answer_pod_list(
                 &mut handle,
                 serde_json::json!({"terminated": {"exitCode": 0}}),
             )
             .await;
+            let (request, send) = handle.next_request().await.expect("last log request");
+            assert_eq!(
+                request.uri().query(),
+                Some("&container=claude&sinceTime=2024-05-01T10%3A00%3A02Z&timestamps=true")
+            );
+            send.send_response(Response::new(Body::from(
+                b"2024-05-01T10:00:02Z five\n\
+                  2024-05-01T10:00:02.1Z six\n\
+                  2024-05-01T10:00:02.2Z seven, without a newline"
+                    .to_vec(),
+            )));
         });
 
         let params = FollowParams {
@@ -628,7 +700,8 @@ mod tests {
                 "three",
                 "four",
                 "five",
-                "six, without a newline"
+                "six",
+                "seven, without a newline"
             ]
         );
         apiserver.await.unwrap();

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event as KubeEvent, Pod};
+use kube::api::{Api, ListParams};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use tokio::time::Instant;
@@ -373,7 +373,7 @@ pub enum Error {
         state: PodState,
     },
     /// No pod of the Job got scheduled within the scheduling budget.
-    #[error("no pod of job {job} was scheduled within {} s{}", budget.as_secs(), last_seen(last))]
+    #[error("no pod of job {job} was scheduled within {} s{}{}", budget.as_secs(), last_seen(last), warned(warning))]
     ScheduleBudget {
         /// The Job.
         job: String,
@@ -381,12 +381,14 @@ pub enum Error {
         budget: Duration,
         /// The last pod seen and its state (`pod <name>: <state>`), if any pod was seen.
         last: Option<String>,
+        /// The newest Warning event about that pod, else about the Job (`Reason: message`).
+        warning: Option<String>,
         /// The last failure of the pod watch, if it failed (the apiserver may be unreachable).
         #[source]
         watch_error: Option<Box<watcher::Error>>,
     },
     /// The pod was scheduled but `claude` did not start within the start budget.
-    #[error("pod {pod} did not start within {} s of being scheduled: {state}", budget.as_secs())]
+    #[error("pod {pod} did not start within {} s of being scheduled: {state}{}", budget.as_secs(), warned(warning))]
     StartBudget {
         /// The pod.
         pod: String,
@@ -394,10 +396,20 @@ pub enum Error {
         budget: Duration,
         /// Its last state, as in a status line.
         state: String,
+        /// The newest Warning event about the pod (`FailedMount: ...`): what the status does not
+        /// say, e.g. a Secret volume that does not exist.
+        warning: Option<String>,
         /// The last failure of the pod watch, if it failed.
         #[source]
         watch_error: Option<Box<watcher::Error>>,
     },
+}
+
+fn warned(warning: &Option<String>) -> String {
+    match warning {
+        Some(warning) => format!("; last warning: {warning}"),
+        None => String::new(),
+    }
 }
 
 fn last_seen(last: &Option<String>) -> String {
@@ -425,8 +437,13 @@ pub fn await_pod_started(
 ) -> BoxStream<'static, Result<Progress>> {
     let config = watcher::Config::default().labels(&format!("job-name={job}"));
     let now = Instant::now();
+    let kube_events = match pods.namespace() {
+        Some(namespace) => Api::namespaced(pods.clone().into_client(), namespace),
+        None => Api::all(pods.clone().into_client()),
+    };
     let waiter = Waiter {
         job: job.to_owned(),
+        kube_events,
         budgets,
         events: watcher(pods, config).default_backoff().boxed(),
         schedule_deadline: now + budgets.schedule,
@@ -445,6 +462,8 @@ pub fn await_pod_started(
 
 struct Waiter {
     job: String,
+    /// Kubernetes Events, read only when a budget runs out.
+    kube_events: Api<KubeEvent>,
     budgets: Budgets,
     events: BoxStream<'static, watcher::Result<Event<Pod>>>,
     schedule_deadline: Instant,
@@ -471,7 +490,7 @@ impl Waiter {
             let deadline = self.deadline();
             let Ok(event) = tokio::time::timeout_at(deadline, self.events.next()).await else {
                 self.done = true;
-                return Some(Err(self.out_of_time()));
+                return Some(Err(self.out_of_time().await));
             };
             match event {
                 Some(Ok(Event::Apply(pod) | Event::InitApply(pod))) => {
@@ -520,10 +539,9 @@ impl Waiter {
             PodState::Unschedulable { .. } => Some(self.unschedulable_since.unwrap_or(now)),
             _ => None,
         };
-        let changed = self
-            .current
-            .as_ref()
-            .map_or(true, |(_, last)| *last != state);
+        let changed = self.current.as_ref().map_or(true, |(last_pod, last)| {
+            last_pod.metadata.name != pod.metadata.name || *last != state
+        });
         let line = changed.then(|| Ok(Progress::Status(status_line(&name, &state))));
         let grace_over = self
             .unschedulable_since
@@ -552,7 +570,9 @@ impl Waiter {
         }
     }
 
-    fn out_of_time(&mut self) -> Error {
+    /// The error for a budget that ran out, with the newest Warning event about the pod (or the
+    /// Job, when no pod was seen): one more request, made only on this failure.
+    async fn out_of_time(&mut self) -> Error {
         let watch_error = self.watch_error.take();
         let current = self
             .current
@@ -563,19 +583,55 @@ impl Waiter {
                 Error::CannotStart { pod, state }
             }
             (Some((pod, state)), true) => Error::StartBudget {
+                warning: last_warning(&self.kube_events, "Pod", &pod).await,
                 pod,
                 budget: self.budgets.start,
                 state: state.to_string(),
                 watch_error,
             },
-            (last, _) => Error::ScheduleBudget {
-                job: self.job.clone(),
-                budget: self.budgets.schedule,
-                last: last.map(|(pod, state)| format!("pod {pod}: {state}")),
-                watch_error,
-            },
+            (last, _) => {
+                let warning = match &last {
+                    Some((pod, _)) => last_warning(&self.kube_events, "Pod", pod).await,
+                    None => last_warning(&self.kube_events, "Job", &self.job).await,
+                };
+                Error::ScheduleBudget {
+                    job: self.job.clone(),
+                    budget: self.budgets.schedule,
+                    last: last.map(|(pod, state)| format!("pod {pod}: {state}")),
+                    warning,
+                    watch_error,
+                }
+            }
         }
     }
+}
+
+/// The newest Warning event about object `kind`/`name`, as `Reason: message`; `None` when there is
+/// none or the events cannot be read.
+async fn last_warning(events: &Api<KubeEvent>, kind: &str, name: &str) -> Option<String> {
+    let fields = format!("involvedObject.kind={kind},involvedObject.name={name}");
+    let list = match events.list(&ListParams::default().fields(&fields)).await {
+        Ok(list) => list,
+        Err(err) => {
+            tracing::debug!(kind, name, error = %err, "could not read events");
+            return None;
+        }
+    };
+    let newest = list
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .max_by_key(|e| {
+            (
+                e.last_timestamp.clone(),
+                e.metadata.creation_timestamp.clone(),
+            )
+        })?;
+    Some(format!(
+        "{}: {}",
+        newest.reason.unwrap_or_default(),
+        newest.message.unwrap_or_default().trim()
+    ))
 }
 
 #[cfg(test)]
@@ -795,7 +851,7 @@ pub(crate) mod tests {
         fn apiserver(
             pods: Vec<Pod>,
             events: Vec<(&'static str, Pod)>,
-        ) -> (Api<Pod>, tokio::task::JoinHandle<()>) {
+        ) -> (Api<Pod>, tokio::task::JoinHandle<Option<String>>) {
             let (service, mut handle): (_, Handle<Request<Body>, Response<Body>>) =
                 tower_test::mock::pair();
             let task = tokio::spawn(async move {
@@ -813,10 +869,15 @@ pub(crate) mod tests {
                 let (request, send) = handle.next_request().await.expect("pod watch");
                 assert!(request.uri().query().unwrap().contains("watch=true"));
                 if events.is_empty() {
-                    // Hold the watch open and silent until the waiter gives up.
+                    // Hold the watch open and silent until the waiter gives up; when a budget ran
+                    // out, it reads the Warning events once: answer, and return the query.
                     let _silent = send;
-                    let _ = handle.next_request().await;
-                    return;
+                    let (request, send) = handle.next_request().await?;
+                    assert_eq!(request.uri().path(), "/api/v1/namespaces/ns/events");
+                    send.send_response(Response::new(Body::from(
+                        serde_json::to_vec(&kube_events()).unwrap(),
+                    )));
+                    return request.uri().query().map(str::to_owned);
                 }
                 let mut body = Vec::new();
                 for (kind, pod) in events {
@@ -825,11 +886,28 @@ pub(crate) mod tests {
                     body.push(b'\n');
                 }
                 send.send_response(Response::new(Body::from(body)));
+                None
             });
             (
                 Api::namespaced(kube::Client::new(service, "ns"), "ns"),
                 task,
             )
+        }
+
+        /// What the kubelet recorded about a pod whose Secret volume is missing.
+        fn kube_events() -> serde_json::Value {
+            let event = |type_: &str, reason: &str, message: &str, at: &str| {
+                json!({
+                    "metadata": {"name": format!("p.{reason}"), "namespace": "ns", "creationTimestamp": at},
+                    "involvedObject": {"kind": "Pod", "name": "p", "namespace": "ns"},
+                    "type": type_, "reason": reason, "message": message, "lastTimestamp": at,
+                })
+            };
+            json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
+                event("Warning", "FailedMount", "MountVolume.SetUp failed for volume \"old\"", "2026-11-21T10:00:01Z"),
+                event("Warning", "FailedMount", "MountVolume.SetUp failed for volume \"prompt\" : secret \"p-0\" not found", "2026-11-21T10:00:09Z"),
+                event("Normal", "Scheduled", "Successfully assigned ns/p to localhost", "2026-11-21T10:00:10Z"),
+            ]})
         }
 
         async fn run(pods: Api<Pod>) -> (Vec<String>, Result<Pod>) {
@@ -896,9 +974,14 @@ pub(crate) mod tests {
             );
             assert_eq!(
                 err.to_string(),
-                "pod p did not start within 600 s of being scheduled: Pending (ContainerCreating)"
+                "pod p did not start within 600 s of being scheduled: Pending (ContainerCreating); \
+                 last warning: FailedMount: MountVolume.SetUp failed for volume \"prompt\" : secret \"p-0\" not found"
             );
-            apiserver.await.unwrap();
+            let query = apiserver.await.unwrap().expect("events read");
+            assert!(
+                query.contains("fieldSelector=involvedObject.kind%3DPod%2CinvolvedObject.name%3Dp"),
+                "{query}"
+            );
         }
 
         #[tokio::test]
@@ -921,12 +1004,15 @@ pub(crate) mod tests {
             let (pods, apiserver) = apiserver(vec![], vec![]);
             let (lines, started) = run(pods).await;
             assert!(lines.is_empty());
-            let err = started.unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                "no pod of job j was scheduled within 60 s (no pod was created)"
+            let message = started.unwrap_err().to_string();
+            let expected =
+                "no pod of job j was scheduled within 60 s (no pod was created); last warning: ";
+            assert!(message.starts_with(expected), "{message}");
+            let query = apiserver.await.unwrap().expect("events read");
+            assert!(
+                query.contains("involvedObject.kind%3DJob%2CinvolvedObject.name%3Dj"),
+                "{query}"
             );
-            apiserver.await.unwrap();
         }
     }
 }
