@@ -13,8 +13,7 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use tokio::time::Instant;
 
-/// The container that runs Claude Code; its state decides when a run has started and how it ended.
-pub const CLAUDE_CONTAINER: &str = "claude";
+pub use crate::plan::manifest::CLAUDE_CONTAINER;
 
 /// How long a Job may go without its pod being scheduled. Covers the Job controller creating the
 /// pod and the scheduler placing it; a pod the scheduler rejects fails sooner, after

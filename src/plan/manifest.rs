@@ -51,6 +51,11 @@ const PROMPT_SCRIPT: &str = "exec cat \"$@\" > /var/run/paperclip/prompt";
 /// script prints it as the log's last line ([`EXIT_MARKER`]): the kubelet notices a finished
 /// container only on its next 1 s relist, so the in-band line ends a run about a second sooner
 /// than the pod status or the Job condition can. SIGTERM (a deleted pod) is passed on to the CLI.
+///
+/// NB: containerd 1.6 drops the output still in flight when a container exits right after a
+/// burst (`seq 1 100000` as the last command keeps about 93,000 lines); the script lingers a second
+/// after the marker so everything, the `result` line included, reaches the log. The adapter settles
+/// on the marker itself, so the linger costs a run no time.
 const CLAUDE_SCRIPT: &str = r#"trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null' TERM INT
 claude "$@" < /var/run/paperclip/prompt &
 pid=$!
@@ -60,7 +65,10 @@ while :; do
   kill -0 "$pid" 2>/dev/null || break
 done
 printf '%s%s\n' '[claude_k8s] claude exited with code ' "$rc"
+sleep 1
 exit "$rc""#;
+/// The name of the container that runs the CLI; its log is the run's transcript.
+pub const CLAUDE_CONTAINER: &str = "claude";
 /// The start of the claude container's last line; the CLI's exit code follows it.
 pub const EXIT_MARKER: &str = "[claude_k8s] claude exited with code ";
 /// The emptyDir holding the assembled prompt file.
@@ -494,7 +502,7 @@ fn claude_container(input: &JobInput, workspace: &Workspace) -> Container {
         .chain(input.args.iter().cloned());
     let r = &input.config.resources;
     Container {
-        name: "claude".into(),
+        name: CLAUDE_CONTAINER.into(),
         image: Some(input.image.into()),
         image_pull_policy: Some(input.config.image_pull_policy.clone()),
         command: Some(command.collect()),
