@@ -14,6 +14,8 @@ const testbedDefaults = {
   imagePullPolicy: "IfNotPresent",
   hostNetwork: true,
   pvcName: "paperclip-shared",
+  // The testbed node has 2 CPUs; the default request (1000m) would let only two runs fit.
+  resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "2", memory: "2Gi" } },
   env: {
     ANTHROPIC_BASE_URL: "http://127.0.0.1:18765",
     ANTHROPIC_API_KEY: "testbed",
