@@ -20,6 +20,8 @@ use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::preflight;
+
 /// Starts one run for `ctx` (Paperclip's `AdapterExecutionContext`) and resolves with its
 /// `AdapterExecutionResult`. Bad `ctx` shapes, callback failures and panics all resolve with
 /// `errorMessage` (and `errorCode` where the SPEC names one).
@@ -50,6 +52,46 @@ pub fn execute<'env>(env: &'env Env, ctx: Unknown<'env>) -> Result<PromiseRaw<'e
         drop(sink);
         result::to_js(&outcome)
     })
+}
+
+/// Runs the SPEC §8 checks for `ctx.config` (Paperclip's `AdapterEnvironmentTestContext`) and
+/// resolves with an `AdapterEnvironmentTestResult`. A bad `ctx` or a panic resolves as a
+/// `fail` result with one error check saying why.
+///
+/// # Errors
+/// Only when Node-API itself fails (the environment is shutting down).
+#[napi(
+    ts_args_type = "ctx: unknown",
+    ts_return_type = "Promise<AdapterEnvironmentTestResult>"
+)]
+pub fn test_environment<'env>(
+    env: &'env Env,
+    ctx: Unknown<'env>,
+) -> Result<PromiseRaw<'env, Value>> {
+    let config = ctx::environment_config(ctx);
+    env.spawn_future(async move {
+        let report = match config {
+            Ok(config) => AssertUnwindSafe(preflight::test_environment(&config))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = result::panic_message(&*panic);
+                    failed_report("internal_error", format!("internal error: {what}"))
+                }),
+            Err(invalid) => failed_report("k8s_config_invalid", invalid),
+        };
+        serde_json::to_value(report).map_err(|e| napi::Error::from_reason(e.to_string()))
+    })
+}
+
+/// A `fail` report with one error check.
+fn failed_report(code: &'static str, message: String) -> preflight::Report {
+    preflight::Report::new(vec![preflight::Check {
+        code,
+        level: preflight::Level::Error,
+        message,
+        hint: None,
+    }])
 }
 
 /// Cancels the live run(s) registered under `run_id`; they settle with `errorCode: "cancelled"`.
