@@ -2,6 +2,8 @@
 // Everything a run does happens in the native addon; this file loads it, wires the server's
 // cancellation (signal, or polling on servers without one) to it, and assembles the module
 // object from the small lib/ modules.
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { binaryPath } from "./scripts/binary.mjs";
 import { pollForCancellation } from "./lib/cancel-poll.js";
@@ -80,10 +82,7 @@ async function withBundle(ctx) {
   if (!wantsInstructions && desiredSkillKeys(config).length === 0) return ctx;
   try {
     const shared = await sharedDir();
-    if (!shared) {
-      logQuietly(ctx, "[claude_k8s] instructions and skills stay on the server: no shared volume here (/paperclip, or set PAPERCLIP_K8S_SHARED_DIR to where the Jobs' /paperclip volume is mounted)\n");
-      return ctx;
-    }
+    if (!shared) return withoutServerFiles(ctx, wantsInstructions);
     const bundle = await prepareBundle(config, shared);
     for (const note of bundle?.notes ?? []) logQuietly(ctx, `[claude_k8s] ${note}\n`);
     if (!bundle?.instructionsFilePath && !bundle?.addDir) return ctx;
@@ -95,6 +94,24 @@ async function withBundle(ctx) {
     logQuietly(ctx, `[claude_k8s] could not materialise instructions and skills: ${messageOf(err)}\n`);
     return ctx;
   }
+}
+
+/**
+ * Without a shared volume the Job cannot see the server's files: an instructions file the server
+ * can read (Paperclip's managed bundle) is left out, since `claude` refuses to start with a
+ * missing `--append-system-prompt-file`; one the server cannot read may be in the image and is
+ * passed as configured. Both cases, and undelivered skills, are said on stderr.
+ */
+async function withoutServerFiles(ctx, wantsInstructions) {
+  const why = "no shared volume is visible here (/paperclip, or set PAPERCLIP_K8S_SHARED_DIR to where the Jobs' /paperclip volume is mounted)";
+  if (desiredSkillKeys(ctx.config).length > 0) logQuietly(ctx, `[claude_k8s] skills are not delivered: ${why}\n`);
+  if (!wantsInstructions) return ctx;
+  const file = ctx.config.instructionsFilePath;
+  const onServer = await access(file, constants.R_OK).then(() => true, () => false);
+  if (!onServer) return ctx;
+  logQuietly(ctx, `[claude_k8s] instructions file ${file} is on the Paperclip server only and ${why}: the run goes without it\n`);
+  const { instructionsFilePath: _, ...config } = ctx.config;
+  return { ...ctx, config };
 }
 
 /** Cancels the run when the server's signal aborts; returns the unsubscribe. */

@@ -147,8 +147,8 @@ describe("testEnvironment and the least-privilege Role on the testbed", { timeou
     assert.equal(namespaceCheck.message, `namespace ${namespace} exists (dry-run create)`);
   });
 
-  test("a real run with the Role's service account succeeds and leaves nothing behind", { timeout: RUN_TIMEOUT_MS }, async () => {
-    const runId = `rbac-${crypto.randomBytes(3).toString("hex")}`;
+  /** One real run with the Role's service account; returns the result, output and argv. */
+  async function runClaude(runId, extraConfig = {}) {
     const config = {
       ...configFor(saKubeconfig),
       hostNetwork: true,
@@ -163,9 +163,11 @@ describe("testEnvironment and the least-privilege Role on the testbed", { timeou
         CLAUDE_CODE_MAX_RETRIES: "0",
       },
       promptTemplate: "You are agent {{agent.id}}. Say hello.",
+      ...extraConfig,
     };
     const stdout = [];
     const stderr = [];
+    let args = [];
     const result = await adapter.execute({
       runId,
       agent: { id: "rbac-agent", companyId: "rbac-company", name: "RBAC" },
@@ -174,17 +176,47 @@ describe("testEnvironment and the least-privilege Role on the testbed", { timeou
       context: {},
       authToken: "rbac-test-token",
       onLog: async (stream, chunk) => (stream === "stdout" ? stdout : stderr).push(chunk),
+      onMeta: async (meta) => {
+        args = meta.commandArgs;
+      },
     });
     const transcript = `stdout:\n${stdout.join("")}\nstderr:\n${stderr.join("")}`;
     assert.equal(result.errorMessage ?? null, null, transcript);
     assert.equal(result.exitCode, 0, transcript);
-    assert.ok(result.sessionId, "the run reports Claude's session");
     const events = stdout.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
     assert.ok(events.some((e) => e.type === "result" && e.subtype === "success"), transcript);
+    return { result, args, stderr };
+  }
+
+  test("a real run with the Role's service account succeeds and leaves nothing behind", { timeout: RUN_TIMEOUT_MS }, async () => {
+    const runId = `rbac-${crypto.randomBytes(3).toString("hex")}`;
+    const { result } = await runClaude(runId);
+    assert.ok(result.sessionId, "the run reports Claude's session");
     for (const kind of ["jobs", "secrets"]) {
       const list = JSON.parse(kubectl("get", kind, "-n", namespace, "-l", `paperclip.io/run-id=${runId}`, "-o", "json"));
       const live = list.items.filter((item) => !item.metadata.deletionTimestamp);
       assert.deepEqual(live.map((item) => item.metadata.name), [], `the run's ${kind} were deleted with the Role's delete`);
+    }
+  });
+
+  test("an instructions file on the server reaches the Job through the shared volume", { timeout: RUN_TIMEOUT_MS }, async () => {
+    // testbed/pvc.sh backs the claim with this host directory: here it is the server's view of
+    // the Jobs' /paperclip.
+    const saved = process.env.PAPERCLIP_K8S_SHARED_DIR;
+    process.env.PAPERCLIP_K8S_SHARED_DIR = path.join(TESTBED_DIR, "volumes", `${namespace}-paperclip-shared`);
+    try {
+      const instructions = path.join(dir, "agents", "rbac-agent", "AGENTS.md");
+      fs.mkdirSync(path.dirname(instructions), { recursive: true });
+      fs.writeFileSync(instructions, "You are a careful agent.\n");
+      const { args, stderr } = await runClaude(`rbac-${crypto.randomBytes(3).toString("hex")}`, { instructionsFilePath: instructions });
+      const flag = args.indexOf("--append-system-prompt-file");
+      assert.ok(flag >= 0, `no instructions flag in ${args.join(" ")}`);
+      // claude refuses to start when that file is missing, so the run's success proves delivery.
+      assert.match(args[flag + 1], /^\/paperclip\/\.claude-k8s\/bundles\/[0-9a-f]{64}\/instructions\/AGENTS\.md$/);
+      assert.deepEqual(stderr.filter((line) => line.includes("instructions")), []);
+    } finally {
+      if (saved === undefined) delete process.env.PAPERCLIP_K8S_SHARED_DIR;
+      else process.env.PAPERCLIP_K8S_SHARED_DIR = saved;
     }
   });
 });

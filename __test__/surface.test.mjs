@@ -263,6 +263,61 @@ describe("the instructions bundle", () => {
   });
 });
 
+describe("execute delivers the instructions bundle", () => {
+  const run = (config, onLog) =>
+    adapter.execute({
+      runId: "run-bundle",
+      agent: { id: "agent-bundle", companyId: "c", name: "n" },
+      config: { kubeconfig: KUBECONFIG, ...config },
+      context: {},
+      onLog,
+    });
+
+  it("materialises it under $PAPERCLIP_K8S_SHARED_DIR before the run starts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "paperclip-exec-bundle-"));
+    const saved = process.env.PAPERCLIP_K8S_SHARED_DIR;
+    try {
+      writeFileSync(join(dir, "AGENTS.md"), "Be brief.\n");
+      mkdirSync(join(dir, "shared"));
+      process.env.PAPERCLIP_K8S_SHARED_DIR = join(dir, "shared");
+      const result = await run({ instructionsFilePath: join(dir, "AGENTS.md") }, async () => {});
+      assert.equal(result.errorCode, "k8s_api_unreachable", result.errorMessage);
+      const [bundle] = readdirSync(join(dir, "shared", ".claude-k8s", "bundles"));
+      assert.match(bundle, /^[0-9a-f]{64}$/);
+    } finally {
+      if (saved === undefined) delete process.env.PAPERCLIP_K8S_SHARED_DIR;
+      else process.env.PAPERCLIP_K8S_SHARED_DIR = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("without a shared volume, leaves out a server-only instructions file and says so", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "paperclip-no-shared-"));
+    const saved = process.env.PAPERCLIP_K8S_SHARED_DIR;
+    process.env.PAPERCLIP_K8S_SHARED_DIR = "/nonexistent/paperclip-shared";
+    try {
+      writeFileSync(join(dir, "AGENTS.md"), "Be brief.\n");
+      for (const [file, note] of [
+        [join(dir, "AGENTS.md"), /^\[claude_k8s\] instructions file \S+AGENTS\.md is on the Paperclip server only and no shared volume is visible here .*: the run goes without it\n$/],
+        ["/in/the/image/AGENTS.md", undefined],
+      ]) {
+        const stderr = [];
+        const result = await run({ instructionsFilePath: file }, async (stream, chunk) => {
+          if (stream === "stderr") stderr.push(chunk);
+        });
+        assert.equal(result.errorCode, "k8s_api_unreachable", result.errorMessage);
+        const notes = stderr.filter((line) => line.includes("instructions file"));
+        if (note) assert.match(notes.join(""), note);
+        else assert.deepEqual(notes, [], "a path the server cannot read may be in the image: passed on silently");
+      }
+    } finally {
+      if (saved === undefined) delete process.env.PAPERCLIP_K8S_SHARED_DIR;
+      else process.env.PAPERCLIP_K8S_SHARED_DIR = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 /** A TCP "API server" that accepts connections and never answers. */
 async function silentApiServer(dir) {
   const sockets = [];

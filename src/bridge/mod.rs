@@ -1,6 +1,7 @@
-//! The only module that imports napi: converts JS in, calls [`crate::run`], converts the result out.
-//! Nothing here decides anything about a run; a JS value that cannot become a [`RunRequest`]
-//! resolves as a failed result, and a panic in the run resolves as one too (STYLE habit 4).
+//! The only module that imports napi: converts JS in, calls [`crate::run`] (execute) or
+//! [`crate::cluster::preflight`] (testEnvironment), converts the result out. Nothing here decides
+//! anything about a run; a JS value that cannot become a [`RunRequest`] resolves as a failed
+//! result, and a panic resolves as one too (STYLE habit 4).
 //!
 //! Cancellation: every live run registers its [`CancellationToken`] under its run id;
 //! [`cancel_run`] cancels it. `index.js` calls it when the server's `ctx.signal` aborts.
