@@ -22,21 +22,40 @@ tally() {
     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 }
 
+# Runs one tier, appending its output to the log; a failing tier does not stop the others.
+tier() {
+  echo "== $*" >&2
+  "$@" 2>&1 | tee -a "$log" || failed=1
+}
+
 main() {
   trap cleanup EXIT INT TERM
+  failed=
   bash testbed/install-deps.sh
   npm run build:debug
-  cargo test --lib --tests 2>&1 | tee -a "$log"
+  tier cargo test --lib --tests
   if [ -z "${KUBECONFIG:-}" ]; then
     started_testbed=1
     KUBECONFIG=$(testbed/up | tail -n 1)
     export KUBECONFIG
   fi
   kubectl get nodes
-  cargo test --tests -- --ignored --test-threads=2 2>&1 | tee -a "$log"
+  tier cargo test --tests -- --ignored --test-threads=2
   bash e2e/paperclip/install.sh
-  node --test --test-concurrency=1 __test__/ 2>&1 | tee -a "$log"
+  ADAPTER_TGZ=$(pack)
+  export ADAPTER_TGZ
+  tier node --test --test-concurrency=1 __test__/*.test.mjs
   tally
+  [ -z "$failed" ]
+}
+
+# The package as users get it (release binary inside), for the tests that install it into Paperclip.
+pack() {
+  local dir
+  dir=$(mktemp -d /tmp/paperclip-claude-k8s-pack.XXXXXX)
+  chmod 755 "$dir"
+  npm pack --pack-destination "$dir" >&2
+  ls "$dir"/*.tgz
 }
 
 main "$@"

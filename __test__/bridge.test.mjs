@@ -75,7 +75,7 @@ describe("a ctx of the wrong shape resolves with k8s_config_invalid naming the f
     ["onLog missing", ctx({ onLog: undefined }), "ctx.onLog must be a function, got undefined"],
     ["onLog a string", ctx({ onLog: "log" }), "ctx.onLog must be a function, got string"],
     ["onMeta an object", ctx({ onMeta: {} }), "ctx.onMeta must be a function, null or undefined, got object"],
-    ["onSpawn a number", ctx({ onSpawn: 1 }), "ctx.onSpawn must be a function, null or undefined, got number"],
+    ["onDispatch a number", ctx({ onDispatch: 1 }), "ctx.onDispatch must be a function, null or undefined, got number"],
   ];
   for (const [name, input, message] of cases) {
     it(name, async () => {
@@ -151,7 +151,7 @@ describe("a ctx of the wrong shape resolves with k8s_config_invalid naming the f
     const count = async () => {
       calls += 1;
     };
-    await execute(ctx({ runId: 1, onLog: count, onMeta: count, onSpawn: count }));
+    await execute(ctx({ runId: 1, onLog: count, onMeta: count, onDispatch: count }));
     assert.equal(calls, 0);
   });
 });
@@ -361,7 +361,7 @@ describe("cancellation through ctx.signal", () => {
 describe("the Node process lifetime", () => {
   it("a pending execute keeps Node alive, and Node exits once it settles", { timeout: HANG_GUARD_MS }, async () => {
     // The child's script ends right after calling execute: only the addon can keep it alive
-    // until the result arrives; its callbacks (onLog, onMeta, onSpawn) must not keep it alive
+    // until the result arrives; its callbacks (onLog, onMeta, onDispatch) must not keep it alive
     // afterwards.
     const script = `
       import { createServerAdapter } from ${JSON.stringify(fileURLToPath(new URL("../index.js", import.meta.url)))};
@@ -373,7 +373,7 @@ describe("the Node process lifetime", () => {
           context: {},
           onLog: async () => {},
           onMeta: async () => {},
-          onSpawn: async () => {},
+          onDispatch: async () => {},
         })
         .then((result) => console.log(JSON.stringify(result)));
     `;

@@ -40,7 +40,7 @@ pub enum ErrorCode {
     ClaudeTruncated,
     /// The CLI ended with a failing result or no result.
     ClaudeRunFailed,
-    /// A Paperclip callback (`onLog`, `onMeta`, `onSpawn`) threw or rejected.
+    /// A Paperclip callback (`onLog`, `onMeta`, `onDispatch`) threw or rejected.
     CallbackFailed,
 }
 

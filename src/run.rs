@@ -22,12 +22,12 @@ use crate::cluster::{cleanup, client, guard, job_watch, launch, logs, pod_wait};
 use crate::error::{chain, ErrorCode};
 use crate::plan::config::Config;
 use crate::plan::env::{self, EnvInput};
-use crate::plan::ids::{session_to_resume, RunIds};
+use crate::plan::ids::{label_value, session_to_resume, RunIds};
 use crate::plan::manifest::{self, Inherited, JobInput};
 use crate::plan::prompt::build_prompt;
 use crate::plan::RunRequest;
 use crate::sink::{CallbackError, LogStream, Sink};
-use crate::transcript::outcome::{RunEnd, RunResult, Transcript};
+use crate::transcript::outcome::{Billing, RunEnd, RunResult, Transcript};
 
 /// Paperclip's UI shows a run as stalled after a while without output; one line per this much
 /// silence keeps it alive (SPEC §5 step 9).
@@ -87,6 +87,18 @@ enum Verdict {
     Cancelled,
 }
 
+/// What the run decided before touching the cluster's Jobs.
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    config: &'a Config,
+    ids: &'a RunIds,
+    /// The session `--resume` will name, if any.
+    resume: Option<&'a str>,
+    env: &'a [env::EnvVar],
+    inherited: &'a Inherited,
+    namespace: &'a str,
+}
+
 /// The Kubernetes APIs of one namespace.
 struct Apis {
     jobs: Api<Job>,
@@ -113,13 +125,15 @@ async fn run<S: Sink>(
     // 1. Plan what needs no cluster; bad ids fail before any cluster call.
     let (config, warnings) = Config::parse(&req.config);
     for warning in &warnings {
-        sink.on_log(
-            LogStream::Stderr,
-            format!("[claude_k8s] config: {warning}\n"),
-        )
-        .await?;
+        sink.on_log(LogStream::Stderr, format!("{warning}\n"))
+            .await?;
     }
-    let ids = RunIds::from_request(req).map_err(|e| Failure::of(e.code(), &e))?;
+    let mut ids = RunIds::from_request(req).map_err(|e| Failure::of(e.code(), &e))?;
+    let resume = session_to_resume(&req.runtime, &config.cwd);
+    if let Some(note) = &resume.note {
+        sink.on_log(LogStream::Stdout, format!("{note}\n")).await?;
+    }
+    ids.session = resume.session.and_then(label_value);
 
     // 2. Find the cluster, and the Paperclip pod when we run in one.
     let cluster = client::connect(config.kubeconfig.as_deref())
@@ -132,8 +146,26 @@ async fn run<S: Sink>(
             .map_err(|e| Failure::of(e.code(), &e))
     })
     .await?;
-    let inherited =
-        self_pod.map_or_else(Inherited::default, |pod| manifest::inherit_from_pod(&pod));
+    let inherited = self_pod
+        .as_deref()
+        .map_or_else(Inherited::default, manifest::inherit_from_pod);
+    let var = |name: &str| std::env::var(name).ok();
+    let pod_ip = self_pod
+        .as_deref()
+        .and_then(|pod| pod.status.as_ref()?.pod_ip.clone());
+    let api_url = match pod_ip {
+        Some(ip) => env::pod_reachable_api_url(var, &ip),
+        None => env::paperclip_api_url(var),
+    };
+    let env = env::build_env(
+        req,
+        &EnvInput {
+            inherited_literal: &inherited.literal_env,
+            inherited_value_from: &inherited.value_from_env,
+            api_url: &api_url,
+            config_env: &config.env,
+        },
+    );
     let namespace = config
         .namespace
         .clone()
@@ -162,7 +194,15 @@ async fn run<S: Sink>(
     let (job_name, pod, mut cleanup) = match decision {
         GuardDecision::Block(code, message) => return Err(Failure::new(code, message)),
         GuardDecision::Proceed => {
-            let launched = launch_job(req, sink, &config, &ids, &inherited, &namespace, &apis);
+            let plan = Plan {
+                config: &config,
+                ids: &ids,
+                resume: resume.session,
+                env: &env,
+                inherited: &inherited,
+                namespace: &namespace,
+            };
+            let launched = launch_job(req, sink, &plan, &apis);
             let (job_name, cleanup) = unless_cancelled(cancel, launched).await?;
             drop(turn);
             match await_pod(sink, &apis, &job_name, cancel).await {
@@ -202,7 +242,9 @@ async fn run<S: Sink>(
 
     // 5. Settle: exit code, cleanup, result.
     let mut end = RunEnd {
-        current_session_id: req.runtime.resume_session().map(str::to_owned),
+        current_session_id: resume.session.map(str::to_owned),
+        billing: Billing::detect(|name| env::lookup(&env, name)),
+        now: Some(jiff::Timestamp::now()),
         config_model: config.model.clone(),
         cwd: config.cwd.clone(),
         timeout_sec: config.timeout_sec,
@@ -240,37 +282,28 @@ async fn run<S: Sink>(
 async fn launch_job<S: Sink>(
     req: &RunRequest,
     sink: &S,
-    config: &Config,
-    ids: &RunIds,
-    inherited: &Inherited,
-    namespace: &str,
+    plan: &Plan<'_>,
     apis: &Apis,
 ) -> Result<(String, CleanupGuard), Failure> {
-    let resume = session_to_resume(&req.runtime, &config.cwd);
-    if let Some(note) = &resume.note {
-        sink.on_log(LogStream::Stdout, format!("{note}\n")).await?;
-    }
-    let prompt = build_prompt(req, config, resume.session.is_some());
+    let Plan {
+        config,
+        ids,
+        resume,
+        env,
+        inherited,
+        namespace,
+    } = *plan;
+    let prompt = build_prompt(req, config, resume.is_some());
     let image = manifest::image(config, inherited).map_err(|e| Failure::of(e.code(), &e))?;
-    let api_url = env::paperclip_api_url(|name| std::env::var(name).ok());
-    let env = env::build_env(
-        req,
-        &EnvInput {
-            inherited_literal: &inherited.literal_env,
-            inherited_value_from: &inherited.value_from_env,
-            api_url: &api_url,
-            config_env: &config.env,
-        },
-    );
     let mut labels = config.labels.clone();
     labels.extend(ids.labels());
-    let (container_env, secret_env) = manifest::container_env(&env, &ids.secret_name(0));
+    let (container_env, secret_env) = manifest::container_env(env, &ids.secret_name(0));
     let secrets =
         manifest::build_secrets(&ids.job_name, namespace, &labels, &secret_env, &prompt.text)
             .map_err(|e| Failure::of(e.code(), &e))?;
     let args = manifest::claude_args(
         config,
-        resume.session,
+        resume,
         config.instructions_file_path.as_deref(),
         &[],
     );
@@ -304,7 +337,7 @@ async fn launch_job<S: Sink>(
             format!("working directory: {}", config.cwd),
             if config.timeout_sec > 0 { format!("timeout: {} s (+{} s grace)", config.timeout_sec, config.grace_sec) } else { "timeout: none".to_owned() },
         ],
-        "env": env::redacted(&env),
+        "env": env::redacted(env),
         "prompt": prompt.text,
         "promptMetrics": prompt.metrics,
         "context": req.context,

@@ -27,7 +27,7 @@ impl LogStream {
 #[derive(Debug, thiserror::Error)]
 #[error("{callback} callback failed: {message}")]
 pub struct CallbackError {
-    /// `onLog`, `onMeta`, `onSpawn`, ...
+    /// `onLog`, `onMeta`, `onDispatch`, ...
     pub callback: &'static str,
     /// What JS said.
     pub message: String,
@@ -46,9 +46,8 @@ pub trait Sink: Send + Sync {
         &self,
         meta: serde_json::Value,
     ) -> impl Future<Output = Result<(), CallbackError>> + Send;
-    /// `onSpawn(meta)`, when the server gave one.
-    fn on_spawn(
-        &self,
-        meta: serde_json::Value,
-    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
+    /// `onDispatch()`, when the server gave one: called right before the Job is created. There is
+    /// deliberately no `onSpawn`: the Job runs out of process, and a pid reported there is one
+    /// Paperclip 2026.824.1 signals on cancel (docs/paperclip-server.md).
+    fn on_dispatch(&self) -> impl Future<Output = Result<(), CallbackError>> + Send;
 }

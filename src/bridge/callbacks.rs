@@ -1,4 +1,4 @@
-//! [`JsSink`]: the [`Sink`] that reaches Paperclip's `onLog`, `onMeta` and `onSpawn` through
+//! [`JsSink`]: the [`Sink`] that reaches Paperclip's `onLog`, `onMeta` and `onDispatch` through
 //! threadsafe functions. A callback may return a Promise or any plain value; a Promise is
 //! awaited. A throw, a rejection or a failed call becomes a [`CallbackError`] naming the callback.
 
@@ -37,7 +37,7 @@ pub(super) type JsCallback<Args> = ThreadsafeFunction<Args, JsReturn, Args, Stat
 pub(super) struct JsSink {
     pub(super) on_log: JsCallback<FnArgs<(String, String)>>,
     pub(super) on_meta: Option<JsCallback<Value>>,
-    pub(super) on_spawn: Option<JsCallback<Value>>,
+    pub(super) on_dispatch: Option<JsCallback<()>>,
 }
 
 /// Calls `callback` with `args` and awaits what it returns, inside a span naming it.
@@ -94,9 +94,9 @@ impl Sink for JsSink {
         }
     }
 
-    async fn on_spawn(&self, meta: Value) -> Result<(), CallbackError> {
-        match &self.on_spawn {
-            Some(on_spawn) => call("onSpawn", on_spawn, meta).await,
+    async fn on_dispatch(&self) -> Result<(), CallbackError> {
+        match &self.on_dispatch {
+            Some(on_dispatch) => call("onDispatch", on_dispatch, ()).await,
             None => Ok(()),
         }
     }

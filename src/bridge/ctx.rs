@@ -53,7 +53,7 @@ pub(super) fn convert(ctx: Unknown<'_>) -> Result<(RunRequest, JsSink), Invalid>
     let sink = JsSink {
         on_log: ctx.required("onLog", FUNCTION)?,
         on_meta: ctx.optional("onMeta", FUNCTION)?,
-        on_spawn: ctx.optional("onSpawn", FUNCTION)?,
+        on_dispatch: ctx.optional("onDispatch", FUNCTION)?,
     };
     Ok((req, sink))
 }

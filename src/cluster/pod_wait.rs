@@ -631,6 +631,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_oom_killed_claude_container_has_started_and_ended() {
+        let state = diagnose(&fixture("oomkilled"));
+        assert_eq!(
+            state,
+            PodState::Terminated {
+                exit_code: 137,
+                reason: some("OOMKilled")
+            }
+        );
+        assert_eq!(
+            state.to_string(),
+            "container claude exited with code 137 (OOMKilled)"
+        );
+    }
+
+    #[test]
+    fn a_pod_past_its_deadline_before_claude_started_fails_with_the_reason() {
+        let state = diagnose(&fixture("deadline-in-init"));
+        assert!(
+            matches!(&state, PodState::Failed { reason: Some(r), .. } if r == "DeadlineExceeded"),
+            "{state:?}"
+        );
+        assert!(state.is_failure());
+    }
+
+    #[test]
+    fn a_pod_not_yet_scheduled_is_plainly_pending() {
+        let state = diagnose(&fixture("not-yet-scheduled"));
+        assert_eq!(state, PodState::Pending { reason: None });
+        assert_eq!(state.to_string(), "Pending");
+    }
+
+    #[test]
     fn a_pod_waiting_for_a_volume_is_pending_with_the_reason() {
         let state = diagnose(&fixture("secret-volume-missing"));
         assert_eq!(

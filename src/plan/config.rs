@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::Toleration;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use super::env::MAX_ENV_ENTRY_BYTES;
+
 /// A present-but-unusable config value, reported on stderr by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigWarning {
@@ -430,6 +432,13 @@ impl<'a> Reader<'a> {
                     key,
                     "is reserved for the run's auth token; the config value is ignored".into(),
                 );
+            } else if name.len() + 1 + text.len() >= MAX_ENV_ENTRY_BYTES {
+                let msg = format!(
+                    "a value of {} bytes is over Linux's {} KiB limit for one variable (the container could not start); variable not set",
+                    text.len(),
+                    MAX_ENV_ENTRY_BYTES / 1024
+                );
+                self.warn(key, msg);
             } else {
                 env.insert(name, text);
             }
@@ -968,6 +977,15 @@ mod tests {
         );
         let secret = warnings.iter().find(|w| w.key == "env.SECRET").unwrap();
         assert!(secret.message.contains("secret_ref"));
+    }
+
+    #[test]
+    fn env_values_too_big_to_exec_are_refused() {
+        let big = "x".repeat(MAX_ENV_ENTRY_BYTES);
+        let (config, warnings) = parse(json!({"env": {"BIG": big, "OK": "1"}}));
+        assert_eq!(config.env.keys().collect::<Vec<_>>(), ["OK"]);
+        assert_eq!(keys(&warnings), ["env.BIG"]);
+        assert!(warnings[0].message.contains("128 KiB"));
     }
 
     #[test]

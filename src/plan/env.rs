@@ -17,6 +17,9 @@ pub const REDACTED: &str = "***REDACTED***";
 /// `HOME` of the CLI: the shared PVC, so `--resume` finds its sessions.
 pub const CONTAINER_HOME: &str = "/paperclip";
 
+/// Linux's `MAX_ARG_STRLEN`: the longest `NAME=value` entry `execve` accepts.
+pub const MAX_ENV_ENTRY_BYTES: usize = 128 * 1024;
+
 /// Name fragments that make a variable secret (Paperclip's `SENSITIVE_ENV_KEY`, upper-cased).
 const SECRET_NAME_PARTS: [&str; 7] = [
     "KEY",
@@ -179,21 +182,42 @@ pub fn lookup<'a>(env: &'a [EnvVar], name: &str) -> Option<Option<&'a str>> {
 /// `http://<PAPERCLIP_LISTEN_HOST|HOST|localhost>:<PAPERCLIP_LISTEN_PORT|PORT|3100>`, where an
 /// unspecified host (`0.0.0.0`, `::`) becomes `localhost` and an IPv6 host gets brackets.
 pub fn paperclip_api_url(var: impl Fn(&str) -> Option<String>) -> String {
+    api_url(var, None)
+}
+
+/// [`paperclip_api_url`] as a Job's pod can reach it when the server runs in a pod at `pod_ip`:
+/// a server listening on every interface (`0.0.0.0`, `::`, or no host) is reached at its pod IP,
+/// not at `localhost`, which inside the Job's pod is the Job's pod itself.
+pub fn pod_reachable_api_url(var: impl Fn(&str) -> Option<String>, pod_ip: &str) -> String {
+    api_url(var, Some(pod_ip))
+}
+
+fn api_url(var: impl Fn(&str) -> Option<String>, pod_ip: Option<&str>) -> String {
     if let Some(url) = var("PAPERCLIP_API_URL").or_else(|| var("PAPERCLIP_RUNTIME_API_URL")) {
         return url;
     }
     let host = var("PAPERCLIP_LISTEN_HOST")
         .or_else(|| var("HOST"))
-        .unwrap_or_else(|| "localhost".into());
-    let host = match host.trim() {
-        "" | "0.0.0.0" | "::" => "localhost".to_string(),
-        h if h.contains(':') && !h.starts_with('[') && !h.ends_with(']') => format!("[{h}]"),
-        h => h.to_string(),
+        .unwrap_or_default();
+    let unspecified = matches!(host.trim(), "" | "0.0.0.0" | "::");
+    let host = match (host.trim(), pod_ip) {
+        (_, Some(ip)) if unspecified => bracket_ipv6(ip),
+        ("" | "0.0.0.0" | "::", _) => "localhost".to_string(),
+        (h, _) => bracket_ipv6(h),
     };
     let port = var("PAPERCLIP_LISTEN_PORT")
         .or_else(|| var("PORT"))
         .unwrap_or_else(|| "3100".into());
     format!("http://{host}:{port}")
+}
+
+/// An IPv6 literal in brackets, for a URL.
+fn bracket_ipv6(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') && !host.ends_with(']') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
 }
 
 /// The ordered env under construction.
@@ -305,6 +329,9 @@ fn paperclip_vars(req: &RunRequest, api_url: &str) -> Vec<(&'static str, String)
     ];
     vars.into_iter()
         .filter_map(|(k, v)| Some((k, v.filter(|s| !s.is_empty())?)))
+        // NB: Linux refuses to exec with one env entry over MAX_ARG_STRLEN (E2BIG), so a huge
+        // JSON context would keep the container from starting. The prompt carries it anyway.
+        .filter(|(k, v)| !k.ends_with("_JSON") || k.len() + 1 + v.len() < MAX_ENV_ENTRY_BYTES)
         .collect()
 }
 
@@ -582,6 +609,22 @@ mod tests {
     }
 
     #[test]
+    fn json_context_too_big_for_exec_is_left_out() {
+        let mut req = request();
+        req.context["paperclipWake"]["issue"]["description"] =
+            Value::from("x".repeat(MAX_ENV_ENTRY_BYTES));
+        let input = EnvInput {
+            inherited_literal: &[],
+            inherited_value_from: &[],
+            api_url: "u",
+            config_env: &BTreeMap::new(),
+        };
+        let env = build_env(&req, &input);
+        assert!(!env.iter().any(|v| v.name == "PAPERCLIP_WAKE_PAYLOAD_JSON"));
+        assert!(env.iter().any(|v| v.name == "PAPERCLIP_WORKSPACES_JSON"));
+    }
+
+    #[test]
     fn no_auth_token_means_no_api_key_variable() {
         let mut req = request();
         req.auth_token = None;
@@ -631,16 +674,18 @@ mod tests {
         assert_eq!(lookup(&env, "NOPE"), None);
     }
 
+    /// A process environment holding exactly `pairs`.
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
     fn api_url_follows_paperclips_derivation() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         assert_eq!(paperclip_api_url(vars(&[])), "http://localhost:3100");
         assert_eq!(
             paperclip_api_url(vars(&[("PAPERCLIP_API_URL", "https://pc"), ("HOST", "h")])),
@@ -657,6 +702,24 @@ mod tests {
         assert_eq!(
             paperclip_api_url(vars(&[("PAPERCLIP_LISTEN_HOST", "fd00::1")])),
             "http://[fd00::1]:3100"
+        );
+    }
+
+    #[test]
+    fn pods_reach_a_server_listening_everywhere_at_its_pod_ip() {
+        let url = |pairs, ip| pod_reachable_api_url(vars(pairs), ip);
+        assert_eq!(
+            url(&[("HOST", "0.0.0.0"), ("PORT", "3100")], "10.1.2.3"),
+            "http://10.1.2.3:3100"
+        );
+        assert_eq!(url(&[], "fd00::7"), "http://[fd00::7]:3100");
+        assert_eq!(
+            url(&[("HOST", "paperclip.svc")], "10.1.2.3"),
+            "http://paperclip.svc:3100"
+        );
+        assert_eq!(
+            url(&[("PAPERCLIP_API_URL", "https://pc")], "10.1.2.3"),
+            "https://pc"
         );
     }
 

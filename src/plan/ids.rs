@@ -185,8 +185,8 @@ fn trim_slashes(path: &str) -> &str {
     }
 }
 
-/// `8-4-4-4-12` hex digits, any case.
-fn is_uuid(s: &str) -> bool {
+/// `8-4-4-4-12` hex digits, any case: how Claude names sessions and Paperclip names objects.
+pub fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups

@@ -51,9 +51,10 @@ const PROMPT_SCRIPT: &str = "exec cat \"$@\" > /var/run/paperclip/prompt";
 /// script prints it as the log's last line ([`EXIT_MARKER`]): the kubelet notices a finished
 /// container only on its next 1 s relist, so the in-band line ends a run about a second sooner
 /// than the pod status or the Job condition can. SIGTERM (a deleted pod) is passed on to the CLI.
-const CLAUDE_SCRIPT: &str = r#"claude "$@" < /var/run/paperclip/prompt &
+const CLAUDE_SCRIPT: &str = r#"trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null' TERM INT
+claude "$@" < /var/run/paperclip/prompt &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+[ -z "$term" ] || kill -TERM "$pid" 2>/dev/null
 while :; do
   wait "$pid"; rc=$?
   kill -0 "$pid" 2>/dev/null || break
@@ -807,7 +808,7 @@ mod tests {
     #[test]
     fn both_scripts_use_the_prompt_file() {
         assert!(PROMPT_SCRIPT.ends_with(&format!("> {PROMPT_FILE}")));
-        assert!(CLAUDE_SCRIPT.starts_with(&format!("claude \"$@\" < {PROMPT_FILE} &")));
+        assert!(CLAUDE_SCRIPT.contains(&format!("\nclaude \"$@\" < {PROMPT_FILE} &\n")));
     }
 
     /// Runs the claude container's script under the host's `sh` with a stand-in `claude` that
@@ -862,7 +863,7 @@ mod tests {
     #[test]
     fn claude_script_forwards_sigterm_and_reports_the_cli_s_own_exit() {
         let out = run_claude_script(
-            r#"trap 'echo got-term; exit 143' TERM; kill -TERM $PPID; sleep 5 & wait"#,
+            r#"sleep 5 & trap 'echo got-term; kill $!; exit 143' TERM; kill -TERM $PPID; wait"#,
         );
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert_eq!(

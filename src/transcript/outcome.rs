@@ -280,7 +280,8 @@ impl Transcript {
 
     /// Maps the digest and the run's end to Paperclip's result. Error classes are checked in
     /// SPEC §7 order: timeout, unknown session, Job deleted, empty model response, truncated,
-    /// no result, failing result.
+    /// no result, failing result. A session that is unknown or broken (poisoned transcript,
+    /// unprocessable image on resume) is not kept, and `clearSession` tells Paperclip to forget it.
     pub fn finish(self, end: RunEnd) -> RunResult {
         let result = self.result.as_ref();
         let text = |key: &str| {
@@ -332,9 +333,15 @@ impl Transcript {
             out.error_family = f.family.map(String::from);
             out.retry_not_before = f.retry_not_before.map(|t| t.to_string());
         }
-        let keep_session = failure
-            .as_ref()
-            .map_or(true, |f| f.code != ErrorCode::SessionUnavailable);
+        let resumed_and_failed = end.current_session_id.is_some() && failure.is_some();
+        let broken = result.is_some_and(|r| is_broken_session(r, resumed_and_failed));
+        if broken {
+            out.clear_session = Some(true);
+        }
+        let keep_session = !broken
+            && failure
+                .as_ref()
+                .map_or(true, |f| f.code != ErrorCode::SessionUnavailable);
         if let Some(id) = session_id.filter(|_| keep_session) {
             out.session_params = Some(session_params(&id, &end));
             out.session_display_id = Some(id.clone());
@@ -530,6 +537,16 @@ static UNKNOWN_SESSION: LazyLock<Regex> = LazyLock::new(|| {
         .expect("session pattern is valid")
 });
 
+/// `claude_local`'s poisoned-transcript marker.
+static POISONED_SESSION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)diagnostics\.previous_message_id.*starts with `msg_`")
+        .expect("poisoned pattern is valid")
+});
+
+/// `claude_local`'s unprocessable-image marker.
+static UNPROCESSABLE_IMAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)could not process image").expect("image pattern is valid"));
+
 /// `claude_local`'s usage-limit reset wording: the clock time and an optional zone in parentheses.
 static USAGE_LIMIT_RESET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:you(?:'|’)ve\s+hit\s+your\s+(?:\w+\s+)?limit|session\s+limit\s+(?:reached|exceeded)|out\s+of\s+extra\s+usage|extra\s+usage|usage\s+limit\s+reached|usage\s+cap\s+reached|5[-\s]?hour\s+limit\s+reached|weekly\s+limit\s+reached|claude\s+usage\s+limit\s+reached)[\s\S]{0,120}?\bresets?\s+(?:at\s+)?([^\n()]+?)(?:\s*\(([^)]+)\))?(?:[.!]|\n|$)")
@@ -620,14 +637,26 @@ fn describe_failure(result: &Value) -> Option<String> {
     (parts.len() > 1).then(|| parts.join(": "))
 }
 
-fn is_unknown_session(result: &Value) -> bool {
+/// The result text and the `errors[]` messages.
+fn result_messages(result: &Value) -> impl Iterator<Item = String> {
     let text = result
         .get("result")
         .and_then(Value::as_str)
-        .into_iter()
         .map(str::to_string);
-    text.chain(error_messages(result))
-        .any(|m| UNKNOWN_SESSION.is_match(&m))
+    text.into_iter().chain(error_messages(result))
+}
+
+fn is_unknown_session(result: &Value) -> bool {
+    result_messages(result).any(|m| UNKNOWN_SESSION.is_match(&m))
+}
+
+/// A session no resume can use again (`claude_local` drops it): a transcript poisoned with a
+/// non-`msg_` `previous_message_id`, or, on a resumed run that failed, an image the API cannot
+/// process.
+fn is_broken_session(result: &Value, resumed_and_failed: bool) -> bool {
+    result_messages(result).any(|m| {
+        POISONED_SESSION.is_match(&m) || (resumed_and_failed && UNPROCESSABLE_IMAGE.is_match(&m))
+    })
 }
 
 /// `subtype: error_max_turns`, or a structured stop reason saying so.
@@ -941,6 +970,31 @@ mod tests {
             },
         );
         assert_eq!(r.error_code.as_deref(), Some("session_unavailable"));
+    }
+
+    #[test]
+    fn poisoned_session_is_dropped_and_cleared_even_on_success() {
+        let result = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 400 diagnostics.previous_message_id: must be a string that starts with `msg_`"}"#;
+        let r = run(&[INIT, result].join("\n"), end(1));
+        assert_eq!(r.error_code.as_deref(), Some("claude_run_failed"));
+        assert_eq!(r.clear_session, Some(true));
+        assert_eq!((r.session_id, r.session_params), (None, None));
+    }
+
+    #[test]
+    fn unprocessable_image_clears_a_resumed_session_only() {
+        let result = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 400 Could not process image"}"#;
+        let resumed = RunEnd {
+            current_session_id: Some("sess-0".into()),
+            ..end(1)
+        };
+        let r = run(&[INIT, result].join("\n"), resumed);
+        assert_eq!((r.clear_session, r.session_id), (Some(true), None));
+        let r = run(&[INIT, result].join("\n"), end(1));
+        assert_eq!(
+            (r.clear_session, r.session_id.as_deref()),
+            (None, Some("sess-1"))
+        );
     }
 
     #[test]
