@@ -53,7 +53,9 @@ export interface AdapterExecutionContext {
   authToken?: string | null;
   onLog: (stream: "stdout" | "stderr", chunk: string) => unknown;
   onMeta?: ((meta: AdapterInvocationMeta) => unknown) | null;
-  onSpawn?: ((meta: { pid: number; processGroupId: number | null; startedAt: string }) => unknown) | null;
+  /** Called right before the Job is created (newer servers). `onSpawn` is never called: the
+   * Job has no process on the server whose pid a cancel or reaper could safely signal. */
+  onDispatch?: (() => unknown) | null;
   /** Aborting it cancels the run (its Job is deleted; the result says `cancelled`), once
    * `onCancellationReady` has resolved. Without `onCancellationReady` it is not watched. */
   signal?: AbortSignal;
