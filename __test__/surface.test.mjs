@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { createServerAdapter } from "../index.js";
 import { prepareBundle } from "../lib/bundle.js";
 import { CONFIG_FIELDS } from "../lib/config-fields.js";
-import { BEDROCK_MODELS, DIRECT_MODELS } from "../lib/models.js";
+import { BEDROCK_MODELS, currentModels, DIRECT_MODELS } from "../lib/models.js";
 
 /** Guards the tests that wait on a child process against hanging forever; not an assertion. */
 const HANG_GUARD_MS = 120_000;
@@ -193,6 +193,8 @@ describe("config schema and doc", () => {
       assert.ok(adapter.agentConfigurationDoc.includes(`\n- ${key} (`), `doc lacks ${key}`);
     }
     assert.match(adapter.agentConfigurationDoc, /- timeoutSec \(non-negative whole number, optional, default 0\)/);
+    const model = fields.find((f) => f.key === "model");
+    assert.deepEqual(model.options, currentModels().map(({ id, label }) => ({ value: id, label })));
   });
 });
 

@@ -2,6 +2,7 @@
 // and agentConfigurationDoc (the markdown Paperclip shows agents and operators) are generated, so
 // the two cannot drift apart. __test__/surface.test.mjs checks this table against the keys
 // src/plan/config.rs reads, in both directions.
+import { currentModels } from "./models.js";
 
 /** The heartbeat prompt used when `promptTemplate` is unset (src/plan/config.rs). */
 export const DEFAULT_PROMPT_TEMPLATE =
@@ -25,7 +26,7 @@ export const CONFIG_FIELDS = [
     default: true, accepts: "boolean",
     doc: "`--dangerously-skip-permissions`; pods run unattended, so nobody could answer a prompt." },
   { key: "instructionsFilePath", group: "Claude", label: "Instructions file", type: "text", accepts: "string",
-    doc: "Agent instructions file, passed with `--append-system-prompt-file` on fresh sessions only (a resumed session already has them). The path must be readable inside the Job's pod (e.g. under the shared `/paperclip` volume)." },
+    doc: "Agent instructions file (Paperclip's managed instructions bundle sets it), passed with `--append-system-prompt-file` on fresh sessions only (a resumed session already has them). A file the server can read is copied, with its sibling files, to a content-addressed directory on the shared volume (`/paperclip/.claude-k8s/bundles/<sha256>/instructions/`) and the Job reads that copy; when no shared volume is visible to the server it is left out, with a note on stderr. A path the server cannot read (e.g. a file in the image) is passed as is." },
   { key: "extraArgs", group: "Claude", label: "Extra CLI arguments", type: "text", accepts: "array of strings, or one string split like a shell would",
     doc: "Appended last to the `claude` command line." },
   { key: "env", group: "Claude", label: "Environment", type: "textarea",
@@ -87,6 +88,12 @@ export const CONFIG_FIELDS = [
     doc: "When a live Job of an earlier run of the same task and session exists (e.g. after a server restart), follow it instead of starting another." },
 ];
 
+/** The choices a field offers: its own, or the models for `model`. */
+function optionsOf(field) {
+  if (field.key === "model") return currentModels().map(({ id, label }) => ({ value: id, label }));
+  return field.options?.map((value) => ({ value, label: value }));
+}
+
 /** `getConfigSchema()`: the form fields, in table order. */
 export function configSchema() {
   return {
@@ -94,7 +101,7 @@ export function configSchema() {
       key: f.key,
       label: f.label,
       type: f.type,
-      ...(f.options ? { options: f.options.map((value) => ({ value, label: value })) } : {}),
+      ...(optionsOf(f) ? { options: optionsOf(f) } : {}),
       ...(f.default !== undefined ? { default: f.default } : {}),
       hint: f.doc,
       group: f.group,
@@ -125,6 +132,8 @@ export function configurationDoc() {
     "Notes:",
     "- The run's auth token reaches Claude as `PAPERCLIP_API_KEY` through a per-Job Secret; the prompt travels in Secrets too, never in argv or literal env.",
     "- The Job inherits image, imagePullSecrets, DNS config, the PVC at `/paperclip`, Secret volumes, env, node selector and tolerations from the Paperclip pod when Paperclip runs in one.",
+    "- Skills: the company skills the agent has enabled (and Paperclip's operational skill) are copied into the same content-addressed bundle under `.claude/skills/` for `--add-dir` (mode \"ephemeral\": nothing is installed).",
+    "- The shared volume is where the server sees the Jobs' `/paperclip`: `/paperclip` when Paperclip runs in a pod with that PVC, else the directory in the server's `PAPERCLIP_K8S_SHARED_DIR` env.",
     "- Least-privilege RBAC for the identity the adapter uses: `deploy/rbac.yaml` in the package.",
     "",
   );
