@@ -61,7 +61,7 @@ async function execute(ctx) {
     // The addon words every wrong type itself; what throws here is a getter or Proxy trap of ctx.
     return unreadableCtx(err);
   }
-  const stop = cancellation ? watchSignal(cancellation) : watchRunStatus(ctx);
+  const stop = cancellation ? watchSignal(cancellation) : watchRunStatusSafely(ctx);
   try {
     return await run;
   } finally {
@@ -76,10 +76,17 @@ async function execute(ctx) {
  * Unchanged when there is nothing to deliver; problems become stderr notes, never a failed run.
  */
 async function withBundle(ctx) {
-  const config = ctx?.config;
-  if (typeof config !== "object" || config === null) return ctx;
-  const wantsInstructions = typeof config.instructionsFilePath === "string" && config.instructionsFilePath.trim() !== "";
-  if (!wantsInstructions && desiredSkillKeys(config).length === 0) return ctx;
+  let config;
+  let wantsInstructions;
+  try {
+    config = ctx?.config;
+    if (typeof config !== "object" || config === null) return ctx;
+    wantsInstructions = typeof config.instructionsFilePath === "string" && config.instructionsFilePath.trim() !== "";
+    if (!wantsInstructions && desiredSkillKeys(config).length === 0) return ctx;
+  } catch {
+    // A ctx whose getters throw: the addon words that as k8s_config_invalid.
+    return ctx;
+  }
   try {
     const shared = await sharedDir();
     if (!shared) return withoutServerFiles(ctx, wantsInstructions);
@@ -140,6 +147,15 @@ function watchRunStatus(ctx) {
     onCancelled: () => native.cancelRun(runId),
     onProblem: (message) => logQuietly(ctx, `[claude_k8s] cannot watch for cancellation: ${message}; will keep trying\n`),
   });
+}
+
+/** `watchRunStatus(ctx)`, or no watch when ctx cannot be read again (a getter that throws). */
+function watchRunStatusSafely(ctx) {
+  try {
+    return watchRunStatus(ctx);
+  } catch {
+    return () => {};
+  }
 }
 
 /** A stderr line through `ctx.onLog`, ignoring whatever the callback does wrong. */

@@ -293,6 +293,22 @@ describe("execute delivers the instructions bundle", () => {
     }
   });
 
+  it("a config whose getters throw still resolves, as k8s_config_invalid", async () => {
+    const result = await adapter.execute({
+      runId: "run-trap",
+      agent: { id: "agent-trap", companyId: "c", name: "n" },
+      config: {
+        kubeconfig: KUBECONFIG,
+        get instructionsFilePath() {
+          throw new Error("trap");
+        },
+      },
+      onLog: async () => {},
+    });
+    assert.equal(result.errorCode, "k8s_config_invalid", result.errorMessage);
+    assert.match(result.errorMessage, /trap/);
+  });
+
   it("without a shared volume, leaves out a server-only instructions file and says so", async () => {
     const dir = mkdtempSync(join(tmpdir(), "paperclip-no-shared-"));
     const saved = process.env.PAPERCLIP_K8S_SHARED_DIR;
