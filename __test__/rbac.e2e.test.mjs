@@ -185,7 +185,7 @@ describe("testEnvironment and the least-privilege Role on the testbed", { timeou
     assert.equal(result.exitCode, 0, transcript);
     const events = stdout.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
     assert.ok(events.some((e) => e.type === "result" && e.subtype === "success"), transcript);
-    return { result, args, stderr };
+    return { result, args, stderr, events };
   }
 
   test("a real run with the Role's service account succeeds and leaves nothing behind", { timeout: RUN_TIMEOUT_MS }, async () => {
@@ -199,24 +199,50 @@ describe("testEnvironment and the least-privilege Role on the testbed", { timeou
     }
   });
 
-  test("an instructions file on the server reaches the Job through the shared volume", { timeout: RUN_TIMEOUT_MS }, async () => {
-    // testbed/pvc.sh backs the claim with this host directory: here it is the server's view of
-    // the Jobs' /paperclip.
+  /** Runs with PAPERCLIP_K8S_SHARED_DIR set to the host directory testbed/pvc.sh backs the
+   * claim with: the server's view of the Jobs' /paperclip. */
+  async function runWithSharedVolume(extraConfig) {
     const saved = process.env.PAPERCLIP_K8S_SHARED_DIR;
     process.env.PAPERCLIP_K8S_SHARED_DIR = path.join(TESTBED_DIR, "volumes", `${namespace}-paperclip-shared`);
     try {
-      const instructions = path.join(dir, "agents", "rbac-agent", "AGENTS.md");
-      fs.mkdirSync(path.dirname(instructions), { recursive: true });
-      fs.writeFileSync(instructions, "You are a careful agent.\n");
-      const { args, stderr } = await runClaude(`rbac-${crypto.randomBytes(3).toString("hex")}`, { instructionsFilePath: instructions });
-      const flag = args.indexOf("--append-system-prompt-file");
-      assert.ok(flag >= 0, `no instructions flag in ${args.join(" ")}`);
-      // claude refuses to start when that file is missing, so the run's success proves delivery.
-      assert.match(args[flag + 1], /^\/paperclip\/\.claude-k8s\/bundles\/[0-9a-f]{64}\/instructions\/AGENTS\.md$/);
-      assert.deepEqual(stderr.filter((line) => line.includes("instructions")), []);
+      return await runClaude(`rbac-${crypto.randomBytes(3).toString("hex")}`, extraConfig);
     } finally {
       if (saved === undefined) delete process.env.PAPERCLIP_K8S_SHARED_DIR;
       else process.env.PAPERCLIP_K8S_SHARED_DIR = saved;
     }
+  }
+
+  /** An instructions file as Paperclip's managed bundle keeps it, on the server's disk. */
+  function serverInstructions() {
+    const file = path.join(dir, "agents", "rbac-agent", "AGENTS.md");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, "You are a careful agent.\n");
+    return file;
+  }
+
+  test("an instructions file on the server reaches the Job through the shared volume", { timeout: RUN_TIMEOUT_MS }, async () => {
+    const { args, stderr } = await runWithSharedVolume({ instructionsFilePath: serverInstructions() });
+    const flag = args.indexOf("--append-system-prompt-file");
+    assert.ok(flag >= 0, `no instructions flag in ${args.join(" ")}`);
+    // claude refuses to start when that file is missing, so the run's success proves delivery.
+    assert.match(args[flag + 1], /^\/paperclip\/\.claude-k8s\/bundles\/[0-9a-f]{64}\/instructions\/AGENTS\.md$/);
+    assert.deepEqual(stderr.filter((line) => line.includes("instructions")), []);
+  });
+
+  test("an enabled skill on the server reaches Claude through the shared volume and --add-dir", { timeout: RUN_TIMEOUT_MS }, async () => {
+    const skill = path.join(dir, "skills", "rbac-hello");
+    fs.mkdirSync(skill, { recursive: true });
+    fs.writeFileSync(path.join(skill, "SKILL.md"), "---\nname: rbac-hello\ndescription: Says hello\n---\nSay hello.\n");
+    const { args, stderr, events } = await runWithSharedVolume({
+      instructionsFilePath: serverInstructions(),
+      paperclipRuntimeSkills: [{ key: "acme/skills/rbac-hello", runtimeName: "rbac-hello", source: skill }],
+      paperclipSkillSync: { desiredSkills: ["acme/skills/rbac-hello"] },
+    });
+    const instructions = args[args.indexOf("--append-system-prompt-file") + 1];
+    const bundle = instructions.slice(0, -"/instructions/AGENTS.md".length);
+    assert.equal(args[args.indexOf("--add-dir") + 1], bundle, args.join(" "));
+    const init = events.find((e) => e.type === "system" && e.subtype === "init");
+    assert.ok(init.skills.includes("rbac-hello"), `claude loaded ${init.skills.join(", ")}`);
+    assert.deepEqual(stderr.filter((line) => /instructions|skill/.test(line)), []);
   });
 });
