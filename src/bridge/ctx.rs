@@ -58,6 +58,18 @@ pub(super) fn convert(ctx: Unknown<'_>) -> Result<(RunRequest, JsSink), Invalid>
     Ok((req, sink))
 }
 
+/// Reads `ctx.config` of `testEnvironment(ctx)` (an empty object when absent).
+///
+/// # Errors
+/// `ctx` is not an object, or `ctx.config` is not an object of JSON data, named by path.
+pub(super) fn environment_config(ctx: Unknown<'_>) -> Result<Value, Invalid> {
+    let ctx = Fields {
+        object: required(Some(ctx), "ctx", OBJECT)?,
+        path: "ctx",
+    };
+    Ok(ctx.json("config")?.unwrap_or_else(empty_object))
+}
+
 fn empty_object() -> Value {
     Value::Object(serde_json::Map::new())
 }

@@ -1,6 +1,7 @@
-//! The only module that imports napi: converts JS in, calls [`crate::run`], converts the result out.
-//! Nothing here decides anything about a run; a JS value that cannot become a [`RunRequest`]
-//! resolves as a failed result, and a panic in the run resolves as one too (STYLE habit 4).
+//! The only module that imports napi: converts JS in, calls [`crate::run`] (execute) or
+//! [`crate::cluster::preflight`] (testEnvironment), converts the result out. Nothing here decides
+//! anything about a run; a JS value that cannot become a [`RunRequest`] resolves as a failed
+//! result, and a panic resolves as one too (STYLE habit 4).
 //!
 //! Cancellation: every live run registers its [`CancellationToken`] under its run id;
 //! [`cancel_run`] cancels it. `index.js` calls it when the server's `ctx.signal` aborts.
@@ -19,6 +20,8 @@ use napi_derive::napi;
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use tokio_util::sync::CancellationToken;
+
+use crate::cluster::preflight;
 
 /// Starts one run for `ctx` (Paperclip's `AdapterExecutionContext`) and resolves with its
 /// `AdapterExecutionResult`. Bad `ctx` shapes, callback failures and panics all resolve with
@@ -50,6 +53,46 @@ pub fn execute<'env>(env: &'env Env, ctx: Unknown<'env>) -> Result<PromiseRaw<'e
         drop(sink);
         result::to_js(&outcome)
     })
+}
+
+/// Runs the SPEC §8 checks for `ctx.config` (Paperclip's `AdapterEnvironmentTestContext`) and
+/// resolves with an `AdapterEnvironmentTestResult`. A bad `ctx` or a panic resolves as a
+/// `fail` result with one error check saying why.
+///
+/// # Errors
+/// Only when Node-API itself fails (the environment is shutting down).
+#[napi(
+    ts_args_type = "ctx: unknown",
+    ts_return_type = "Promise<AdapterEnvironmentTestResult>"
+)]
+pub fn test_environment<'env>(
+    env: &'env Env,
+    ctx: Unknown<'env>,
+) -> Result<PromiseRaw<'env, Value>> {
+    let config = ctx::environment_config(ctx);
+    env.spawn_future(async move {
+        let report = match config {
+            Ok(config) => AssertUnwindSafe(preflight::test_environment(&config))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = result::panic_message(&*panic);
+                    failed_report("internal_error", format!("internal error: {what}"))
+                }),
+            Err(invalid) => failed_report("k8s_config_invalid", invalid),
+        };
+        serde_json::to_value(report).map_err(|e| napi::Error::from_reason(e.to_string()))
+    })
+}
+
+/// A `fail` report with one error check.
+fn failed_report(code: &'static str, message: String) -> preflight::Report {
+    preflight::Report::new(vec![preflight::Check {
+        code,
+        level: preflight::Level::Error,
+        message,
+        hint: None,
+    }])
 }
 
 /// Cancels the live run(s) registered under `run_id`; they settle with `errorCode: "cancelled"`.

@@ -20,16 +20,21 @@ pub(super) fn invalid_ctx(message: String) -> RunResult {
 /// The result for a run whose future panicked. It carries no `errorCode`, so Paperclip records
 /// its generic `adapter_failed`: a panic is a bug of ours, not one of the SPEC's failures.
 pub(super) fn panicked(payload: Box<dyn Any + Send>) -> RunResult {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned());
+    let what = panic_message(&*payload);
     tracing::error!(panic = %what, "run panicked");
     RunResult {
         error_message: Some(format!("internal error: {what}")),
         ..RunResult::default()
     }
+}
+
+/// The message a panic carried.
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// The JS shape of `result` (camelCase, `None` fields left out).

@@ -7,3 +7,4 @@ pub mod job_watch;
 pub mod launch;
 pub mod logs;
 pub mod pod_wait;
+pub mod preflight;
