@@ -305,7 +305,7 @@ async fn launch_job<S: Sink>(
         config,
         resume,
         config.instructions_file_path.as_deref(),
-        &[],
+        &bundle_dirs(&req.config),
     );
     let job = manifest::build_job(&JobInput {
         name: &ids.job_name,
@@ -372,6 +372,17 @@ async fn launch_job<S: Sink>(
         names,
     );
     Ok((ids.job_name.clone(), cleanup))
+}
+
+/// `--add-dir` for the skills bundle that `index.js` materialised on the shared volume
+/// (`paperclipBundleDir`, an absolute pod path set by the adapter itself, not by users).
+fn bundle_dirs(config: &serde_json::Value) -> Vec<String> {
+    config
+        .get("paperclipBundleDir")
+        .and_then(serde_json::Value::as_str)
+        .filter(|dir| dir.starts_with('/'))
+        .map(|dir| vec![dir.to_owned()])
+        .unwrap_or_default()
 }
 
 /// Step 8: the pod's progress, one stdout line per change. `None` when Paperclip cancelled.
