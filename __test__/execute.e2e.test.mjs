@@ -387,6 +387,18 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     assert.equal(transcript, await podLog(ns, jobNameOf(rec.metas)));
   });
 
+  it("a prompt over 8 MiB is refused with k8s_config_invalid before anything is created", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ns = await testNamespace(t, "hugeprompt");
+    const prompt = "x".repeat(8 * 1024 * 1024 + 1);
+    const rec = recordingCtx({ config: baseConfig(ns, { promptTemplate: prompt }) });
+    const result = await adapter.execute(rec.ctx);
+    assert.equal(result.errorCode, "k8s_config_invalid");
+    assert.match(result.errorMessage, /8388609/);
+    assert.equal(rec.metas.length, 0);
+    assertNoClaudeResult(result);
+    await assertCleanedUp(ns, rec.ctx.runId);
+  });
+
   it("every config key with a wrong type: one stderr line naming each key, then a run with the defaults", { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const ns = await testNamespace(t, "wrongtypes");
     const wrong = {
@@ -510,6 +522,36 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     const result = await run;
     assert.equal(result.errorCode, "cancelled", result.errorMessage);
     await assertCleanedUp(ns, first.ctx.runId);
+  });
+
+  it("a second execute for the same agent and task while its Job runs reattaches to that Job (SPEC §6)", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ns = await testNamespace(t, "reattach");
+    const agentId = uniqueName("agent");
+    const config = baseConfig(ns, { retainJobs: true, promptTemplate: "Take your time. SLOW[8]" });
+    const first = recordingCtx({ config, agentId, context: { taskId: "task-r" } });
+    const firstRun = adapter.execute(first.ctx);
+    await eventually(() => first.logs.some(([stream, chunk]) => stream === "stdout" && chunk.startsWith('{"type":"assistant"')));
+    const job = jobNameOf(first.metas);
+
+    const second = recordingCtx({ config, agentId, context: { taskId: "task-r" } });
+    const [firstResult, secondResult] = await Promise.all([firstRun, adapter.execute(second.ctx)]);
+    assert.equal(second.metas.length, 0, "a reattaching run creates no Job");
+    const [pod] = await names("pods", ns, `job-name=${job}`);
+    const stdout = second.logs.filter(([stream]) => stream === "stdout").map(([, chunk]) => chunk);
+    assert.equal(stdout[0], `[claude_k8s] reattached to running Job ${job} (pod ${pod}) left by an earlier run\n`);
+    // It follows the orphan's log from the start: the whole pod log, once.
+    const log = await podLog(ns, job);
+    assert.equal(stdout.slice(1).filter((chunk) => !KEEPALIVE_LINE.test(chunk)).join(""), log);
+    assert.equal(streamedTranscript(first), log);
+    for (const result of [firstResult, secondResult]) {
+      assert.equal(result.errorCode, undefined, result.errorMessage);
+      assert.equal(result.exitCode, 0);
+    }
+    assert.equal(secondResult.sessionId, firstResult.sessionId);
+    assert.equal(secondResult.summary, firstResult.summary);
+    // The Job now carries the second run's id.
+    const relabelled = await kubectlJson(["get", "job", "-n", ns, job]);
+    assert.equal(relabelled.metadata.labels["paperclip.io/run-id"], second.ctx.runId);
   });
 });
 
