@@ -307,6 +307,17 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     await assertCleanedUp(ns, rec.ctx.runId);
   });
 
+  it("a service account that does not exist: k8s_pod_schedule_failed naming the Job controller's reason", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ns = await testNamespace(t, "nosa");
+    const rec = recordingCtx({ config: baseConfig(ns, { serviceAccountName: "no-such-sa" }) });
+    const result = await adapter.execute(rec.ctx);
+    assert.equal(result.errorCode, "k8s_pod_schedule_failed");
+    // The Job controller cannot create the pod; its FailedCreate event says why.
+    assert.ok(result.errorMessage.includes('serviceaccount "no-such-sa" not found'), result.errorMessage);
+    assertNoClaudeResult(result);
+    await assertCleanedUp(ns, rec.ctx.runId);
+  });
+
   it("a prompt full of shell syntax and non-ASCII text reaches the container and the API byte for byte", { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const ns = await testNamespace(t, "quotes", { pvc: true });
     const prompt = [
