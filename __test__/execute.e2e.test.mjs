@@ -17,6 +17,7 @@ import {
   baseConfig,
   eventually,
   jobNameOf,
+  kubeconfigCopy,
   kubectl,
   kubectlJson,
   mockRequests,
@@ -465,6 +466,31 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     assert.ok(rec.metas[0].commandNotes.includes("timeout: none"));
     assert.match(result.summary, /^Hello from mock\./);
     await assertCleanedUp(ns, rec.ctx.runId); // retainJobs fell back to false
+  });
+
+  it("wrong types for the cluster keys: each named on stderr, the defaults used, and no image is a clear k8s_config_invalid", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ns = await testNamespace(t, "wrongcluster");
+    // kubeconfig falls back to $KUBECONFIG, namespace to its context's namespace (this test's).
+    const saved = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = await kubeconfigCopy(t, { namespace: ns });
+    t.after(() => {
+      if (saved === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = saved;
+    });
+    const wrong = { kubeconfig: 5, namespace: 5, image: 5, hostNetwork: "yes" };
+    const rec = recordingCtx({ config: { ...baseConfig(ns), ...wrong } });
+    const result = await adapter.execute(rec.ctx);
+    const stderr = rec.text("stderr").split("\n").filter(Boolean);
+    for (const key of Object.keys(wrong)) {
+      const lines = stderr.filter((line) => line.includes(`config key \`${key}\`: `));
+      assert.equal(lines.length, 1, `stderr lines naming ${key}: ${JSON.stringify(stderr)}`);
+      assert.match(lines[0], /^\[claude_k8s\] config: .*expected a (string|boolean), got .*; using /);
+    }
+    // Outside a pod there is no image to inherit: the run stops before creating anything.
+    assert.equal(result.errorCode, "k8s_config_invalid", result.errorMessage);
+    assert.match(result.errorMessage, /image/);
+    assert.equal(rec.metas.length, 0);
+    assert.deepEqual(await names("jobs,secrets", ns, runSelector(rec.ctx.runId)), []);
   });
 
   it("cancellation through the AbortSignal ends `cancelled` within 5 s and deletes the Job", { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -192,6 +192,21 @@ export async function mockRequests() {
 }
 
 /**
+ * A copy of the admin kubeconfig with another `server` and/or context `namespace`, removed with
+ * `t.after`. Returns its path.
+ */
+export async function kubeconfigCopy(t, { server, namespace } = {}) {
+  let text = await readFile(KUBECONFIG, "utf8");
+  if (server) text = text.replace(/server: \S+/, `server: ${server}`);
+  if (namespace) text = text.replace(/namespace: [a-z0-9-]+\}/, `namespace: ${namespace}}`);
+  const dir = await mkdtemp(join(tmpdir(), "claude-k8s-e2e-"));
+  const path = join(dir, "kubeconfig");
+  await writeFile(path, text);
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return path;
+}
+
+/**
  * A TCP proxy on 127.0.0.1 in front of the apiserver, and a copy of the admin kubeconfig that
  * goes through it (the apiserver's certificate is for 127.0.0.1, so TLS still verifies).
  * `cut()` destroys every open connection at once, as a dropped load balancer or apiserver restart
@@ -217,17 +232,13 @@ export async function apiProxy(t) {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address();
-  const dir = await mkdtemp(join(tmpdir(), "claude-k8s-e2e-"));
-  const kubeconfig = join(dir, "kubeconfig");
-  const text = await readFile(KUBECONFIG, "utf8");
-  await writeFile(kubeconfig, text.replace(`server: ${upstream.origin}`, `server: https://127.0.0.1:${port}`));
+  const kubeconfig = await kubeconfigCopy(t, { server: `https://127.0.0.1:${port}` });
   t.after(async () => {
     for (const { client, backend } of open) {
       client.destroy();
       backend.destroy();
     }
     await new Promise((resolve) => server.close(resolve));
-    await rm(dir, { recursive: true, force: true });
   });
   return {
     kubeconfig,
