@@ -50,9 +50,10 @@ const adapter = createServerAdapter();
 
 /**
  * The transcript part of what reached onLog("stdout"), checked for shape on the way: every chunk
- * is exactly one line; the first chunks are pod status lines (at least one), which the pod log
- * does not hold; keepalive lines (also not in the pod log) may come anywhere and are dropped;
- * everything else is the transcript, concatenated.
+ * is exactly one line; the first chunks are pod status lines (at least one, all about one pod, no
+ * line repeated, the last saying the CLI runs or ran), which the pod log does not hold; keepalive
+ * lines (also not in the pod log) may come anywhere and are dropped; everything else is the
+ * transcript, concatenated.
  */
 function streamedTranscript(rec) {
   const chunks = rec.logs.filter(([stream]) => stream === "stdout").map(([, chunk]) => chunk);
@@ -62,6 +63,13 @@ function streamedTranscript(rec) {
   let start = 0;
   while (start < chunks.length && STATUS_LINE.test(chunks[start])) start += 1;
   assert.ok(start >= 1, `no pod status line before the transcript: ${JSON.stringify(chunks.slice(0, 3))}`);
+  const statuses = chunks.slice(0, start);
+  const pod = /^\[claude_k8s\] pod ([a-z0-9-]+): /.exec(statuses[0])[1];
+  assert.ok(statuses.every((line) => line.startsWith(`[claude_k8s] pod ${pod}: `)), statuses.join(""));
+  assert.ok(statuses.every((line, i) => i === 0 || line !== statuses[i - 1]), `repeated status line: ${statuses.join("")}`);
+  // A fast CLI can be done before the pod watch sees it running.
+  const started = /: (Running|container claude exited with code \d+( \(\w+\))?|Succeeded)\n$/;
+  assert.match(statuses.at(-1), started);
   return chunks.slice(start).filter((chunk) => !KEEPALIVE_LINE.test(chunk)).join("");
 }
 
