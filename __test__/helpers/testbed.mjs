@@ -75,7 +75,7 @@ export function uniqueName(prefix) {
 
 /**
  * Creates a namespace for one test (with the `paperclip-shared` PVC when `pvc`), and registers
- * its deletion with `t.after`. Returns the namespace name.
+ * its deletion (and the PV's, and its host directory's) with `t.after`. Returns the namespace name.
  */
 export async function testNamespace(t, prefix, { pvc = false } = {}) {
   const ns = uniqueName(`e2e-${prefix}`);
@@ -86,7 +86,10 @@ export async function testNamespace(t, prefix, { pvc = false } = {}) {
   }
   t.after(async () => {
     await kubectl(["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
-    if (pvc) await kubectl(["delete", "pv", `testbed-${ns}-paperclip-shared`, "--wait=false", "--ignore-not-found"]);
+    if (pvc) {
+      await kubectl(["delete", "pv", `testbed-${ns}-paperclip-shared`, "--wait=false", "--ignore-not-found"]);
+      await rm(pvcHostDir(ns), { recursive: true, force: true });
+    }
   });
   return ns;
 }
