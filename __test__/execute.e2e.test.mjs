@@ -463,7 +463,7 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     for (const key of [...Object.keys(wrong), "env.E2E_NUMBER"]) {
       const lines = stderr.filter((line) => line.includes(`config key \`${key}\`: `));
       assert.equal(lines.length, 1, `stderr lines naming ${key}: ${JSON.stringify(lines)}`);
-      assert.match(lines[0], /^\[claude_k8s\] config: .*expected .*, got .*; (using|variable not set)/);
+      assert.match(lines[0], /^\[claude_k8s\] config key .*expected .*, got .*; (using|variable not set)/);
     }
     // The run goes on with the defaults and succeeds.
     assert.equal(result.errorCode, undefined, result.errorMessage);
@@ -492,7 +492,7 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     for (const key of Object.keys(wrong)) {
       const lines = stderr.filter((line) => line.includes(`config key \`${key}\`: `));
       assert.equal(lines.length, 1, `stderr lines naming ${key}: ${JSON.stringify(stderr)}`);
-      assert.match(lines[0], /^\[claude_k8s\] config: .*expected a (string|boolean), got .*; using /);
+      assert.match(lines[0], /^\[claude_k8s\] config key .*expected a (string|boolean), got .*; using /);
     }
     // Outside a pod there is no image to inherit: the run stops before creating anything.
     assert.equal(result.errorCode, "k8s_config_invalid", result.errorMessage);

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -32,6 +33,10 @@ use crate::transcript::outcome::{Billing, RunEnd, RunResult, Transcript};
 /// Paperclip's UI shows a run as stalled after a while without output; one line per this much
 /// silence keeps it alive (SPEC §5 step 9).
 const KEEPALIVE_AFTER: Duration = Duration::from_secs(15);
+
+/// After a failed exit marker under a deadline, how long to wait for the Job's condition, which
+/// tells a deadline's SIGTERM from any other failure.
+const EXIT_SETTLE: Duration = Duration::from_secs(3);
 
 /// After the Job ended without Claude's exit marker (killed, OOM, deleted), how long the log
 /// stream may still deliver lines written before the end: the kubelet notices a finished
@@ -66,6 +71,9 @@ impl From<CallbackError> for Failure {
 
 impl From<Failure> for RunResult {
     fn from(f: Failure) -> Self {
+        if f.code == ErrorCode::Cancelled {
+            return cancelled(f.message);
+        }
         RunResult {
             error_code: Some(f.code.as_str().to_owned()),
             error_message: Some(f.message),
@@ -74,17 +82,30 @@ impl From<Failure> for RunResult {
     }
 }
 
-/// How the streaming loop ended.
+/// How the run's loop ended.
 #[derive(Debug)]
 enum Verdict {
-    /// The wrapper printed Claude's exit code: the CLI is done.
-    Exited(i32),
-    /// The Job ended (or vanished) first.
+    /// The wrapper printed Claude's exit code: the CLI is done. `job_end` when the Job's end was
+    /// seen too (it tells a deadline's SIGTERM from any other).
+    Exited { code: i32, job_end: Option<JobEnd> },
+    /// The Job ended (or vanished) without the exit marker.
     JobEnded(JobEnd),
     /// `timeoutSec + graceSec` passed.
     DeadlinePassed,
     /// Paperclip cancelled the run.
     Cancelled,
+}
+
+/// Where the loop starts: a Job just created, or an orphan's pod already running.
+enum Start {
+    Launched,
+    Reattached(String),
+}
+
+/// The loop's verdict, and the pod it followed (none if no pod started).
+struct Followed {
+    verdict: Verdict,
+    pod: Option<String>,
 }
 
 /// What the run decided before touching the cluster's Jobs.
@@ -191,7 +212,7 @@ async fn run<S: Sink>(
         decision.await.map_err(|e| Failure::of(e.code(), &e))
     })
     .await?;
-    let (job_name, pod, mut cleanup) = match decision {
+    let (job_name, start, mut cleanup) = match decision {
         GuardDecision::Block(code, message) => return Err(Failure::new(code, message)),
         GuardDecision::Proceed => {
             let plan = Plan {
@@ -205,14 +226,7 @@ async fn run<S: Sink>(
             let launched = launch_job(req, sink, &plan, &apis);
             let (job_name, cleanup) = unless_cancelled(cancel, launched).await?;
             drop(turn);
-            match await_pod(sink, &apis, &job_name, cancel).await {
-                Ok(Some(pod)) => (job_name, pod, cleanup),
-                Ok(None) => return Ok(settle_cancelled(cleanup).await),
-                Err(failure) => {
-                    cleanup_quietly(cleanup, &config).await;
-                    return Err(failure);
-                }
-            }
+            (job_name, Start::Launched, cleanup)
         }
         GuardDecision::Reattach(job) => {
             let (job_name, pod) = reattach(sink, &apis, &job, &ids).await?;
@@ -223,22 +237,29 @@ async fn run<S: Sink>(
                 Some(job_name.clone()),
                 Vec::new(),
             );
-            (job_name, pod, cleanup)
+            (job_name, Start::Reattached(pod), cleanup)
         }
     };
 
-    // 4. Stream Claude's output until the CLI exits, the Job ends, time runs out or Paperclip cancels.
+    // 4. Follow the pod until the CLI exits, the Job ends, time runs out or Paperclip cancels.
     let mut transcript = Transcript::new();
-    let verdict = stream(
+    let followed = follow_run(
         sink,
         &apis,
         &job_name,
-        &pod,
+        start,
         &config,
         cancel,
         &mut transcript,
     )
-    .await?;
+    .await;
+    let Followed { verdict, pod } = match followed {
+        Ok(followed) => followed,
+        Err(failure) => {
+            cleanup_quietly(cleanup, &config).await;
+            return Err(failure);
+        }
+    };
 
     // 5. Settle: exit code, cleanup, result.
     let mut end = RunEnd {
@@ -252,7 +273,10 @@ async fn run<S: Sink>(
         ..RunEnd::default()
     };
     match verdict {
-        Verdict::Exited(code) => end.exit_code = Some(code),
+        Verdict::Exited { code, job_end } => {
+            end.exit_code = Some(code);
+            end.timed_out = job_end.is_some_and(|end| end.is_deadline_exceeded());
+        }
         Verdict::Cancelled => return Ok(settle_cancelled(cleanup).await),
         Verdict::DeadlinePassed => end.timed_out = true,
         Verdict::JobEnded(JobEnd::Vanished { detected_how, at }) => {
@@ -260,9 +284,11 @@ async fn run<S: Sink>(
         }
         Verdict::JobEnded(job_end) => {
             end.timed_out = job_end.is_deadline_exceeded();
-            if let Ok(exit) = job_watch::read_exit(&apis.pods, &pod, CLAUDE_CONTAINER).await {
-                end.exit_code = Some(exit.exit_code);
-                end.termination_reason = exit.reason;
+            if let Some(pod) = &pod {
+                if let Ok(exit) = job_watch::read_exit(&apis.pods, pod, CLAUDE_CONTAINER).await {
+                    end.exit_code = Some(exit.exit_code);
+                    end.termination_reason = exit.reason;
+                }
             }
         }
     }
@@ -348,6 +374,7 @@ async fn launch_job<S: Sink>(
         .iter()
         .filter_map(|s| s.metadata.name.clone())
         .collect();
+    sink.on_dispatch().await?;
     let launched = timeout(
         launch::LAUNCH_TIMEOUT,
         launch::launch(&apis.secrets, &apis.jobs, job, secrets),
@@ -385,27 +412,6 @@ fn bundle_dirs(config: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Step 8: the pod's progress, one stdout line per change. `None` when Paperclip cancelled.
-async fn await_pod<S: Sink>(
-    sink: &S,
-    apis: &Apis,
-    job_name: &str,
-    cancel: &CancellationToken,
-) -> Result<Option<String>, Failure> {
-    let mut progress = pod_wait::await_pod_started(apis.pods.clone(), job_name, Budgets::default());
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return Ok(None),
-            next = progress.next() => match next {
-                Some(Ok(Progress::Status(line))) => sink.on_log(LogStream::Stdout, format!("{line}\n")).await?,
-                Some(Ok(Progress::Started(pod))) => return Ok(Some(pod.metadata.name.unwrap_or_default())),
-                Some(Err(err)) => return Err(Failure::of(ErrorCode::PodScheduleFailed, &err)),
-                None => return Err(Failure::new(ErrorCode::PodScheduleFailed, format!("watching the pods of Job {job_name} ended before one started"))),
-            },
-        }
-    }
-}
-
 /// SPEC §6 reattach: take over an orphan's Job and follow its pod's log from the start.
 async fn reattach<S: Sink>(
     sink: &S,
@@ -436,21 +442,34 @@ async fn reattach<S: Sink>(
     Ok((job_name, pod))
 }
 
-/// Steps 9–11: every line of the `claude` container to `onLog` exactly once, until a verdict.
-async fn stream<S: Sink>(
+/// Steps 8–11 in one loop: the pod's progress (one stdout line per change), then every line of
+/// the `claude` container to `onLog` exactly once, until a verdict. The Job's end, the deadline and
+/// a cancel are watched from the Job's creation on, so none of them waits for the pod.
+async fn follow_run<S: Sink>(
     sink: &S,
     apis: &Apis,
     job_name: &str,
-    pod: &str,
+    start: Start,
     config: &Config,
     cancel: &CancellationToken,
     transcript: &mut Transcript,
-) -> Result<Verdict, Failure> {
-    let params = FollowParams {
-        container: CLAUDE_CONTAINER.to_owned(),
-        limit_bytes_per_request: None,
+) -> Result<Followed, Failure> {
+    let follow = |pod: &str| {
+        let params = FollowParams {
+            container: CLAUDE_CONTAINER.to_owned(),
+            limit_bytes_per_request: None,
+        };
+        logs::follow(apis.pods.clone(), pod.to_owned(), params)
     };
-    let mut lines = logs::follow(apis.pods.clone(), pod.to_owned(), params);
+    let (mut progress, mut pod) = match start {
+        Start::Launched => {
+            let progress =
+                pod_wait::await_pod_started(apis.pods.clone(), job_name, Budgets::default());
+            (Some(progress), None)
+        }
+        Start::Reattached(pod) => (None, Some(pod)),
+    };
+    let mut lines = pod.as_deref().map(follow);
     let mut job_end = std::pin::pin!(job_watch::await_job_end(
         apis.jobs.clone(),
         job_name.to_owned()
@@ -459,27 +478,61 @@ async fn stream<S: Sink>(
         .then(|| Instant::now() + Duration::from_secs(config.timeout_sec + config.grace_sec));
     let mut keepalive = Instant::now() + KEEPALIVE_AFTER;
     let mut ended: Option<JobEnd> = None;
-    let mut drain_until = keepalive;
+    let mut exited: Option<i32> = None;
+    let mut settle_by = keepalive;
     let mut logs_open = true;
-    loop {
-        if let (Some(end), false) = (&ended, logs_open) {
-            return Ok(Verdict::JobEnded(end.clone()));
+    let verdict = loop {
+        if let Some(end) = &ended {
+            if lines.is_none() || !logs_open {
+                break match exited {
+                    Some(code) => Verdict::Exited {
+                        code,
+                        job_end: Some(end.clone()),
+                    },
+                    None => Verdict::JobEnded(end.clone()),
+                };
+            }
         }
         tokio::select! {
             biased;
-            () = cancel.cancelled() => return Ok(Verdict::Cancelled),
-            next = lines.next(), if logs_open => match next {
+            () = cancel.cancelled() => break Verdict::Cancelled,
+            next = next_of(&mut progress) => match next {
+                Some(Ok(Progress::Status(line))) => {
+                    sink.on_log(LogStream::Stdout, format!("{line}\n")).await?;
+                    keepalive = Instant::now() + KEEPALIVE_AFTER;
+                }
+                Some(Ok(Progress::Started(started))) => {
+                    let name = started.metadata.name.unwrap_or_default();
+                    lines = Some(follow(&name));
+                    pod = Some(name);
+                    progress = None;
+                }
+                Some(Err(err)) => return Err(Failure::of(ErrorCode::PodScheduleFailed, &err)),
+                None => {
+                    let message = format!("watching the pods of Job {job_name} ended before one started");
+                    return Err(Failure::new(ErrorCode::PodScheduleFailed, message));
+                }
+            },
+            next = next_of(&mut lines), if logs_open => match next {
                 Some(Ok(line)) => {
-                    let exited = manifest::exit_marker(&line.text);
-                    if exited.is_none() {
+                    let marker = manifest::exit_marker(&line.text);
+                    if marker.is_none() {
                         transcript.observe_line(&line.text);
                     }
                     let mut chunk = line.text;
                     chunk.push('\n');
                     sink.on_log(LogStream::Stdout, chunk).await?;
                     keepalive = Instant::now() + KEEPALIVE_AFTER;
-                    if let Some(code) = exited {
-                        return Ok(Verdict::Exited(code));
+                    match marker {
+                        // A failed exit under a deadline may be the deadline's SIGTERM: let the
+                        // Job's condition say so before settling.
+                        Some(code) if code != 0 && deadline.is_some() && ended.is_none() => {
+                            exited = Some(code);
+                            logs_open = false;
+                            settle_by = Instant::now() + EXIT_SETTLE;
+                        }
+                        Some(code) => break Verdict::Exited { code, job_end: ended },
+                        None => {}
                     }
                 }
                 Some(Err(err)) => {
@@ -490,17 +543,35 @@ async fn stream<S: Sink>(
             },
             end = &mut job_end, if ended.is_none() => {
                 ended = Some(end);
-                drain_until = Instant::now() + LOG_DRAIN_GRACE;
+                if exited.is_none() {
+                    settle_by = Instant::now() + LOG_DRAIN_GRACE;
+                }
             }
-            () = sleep_until(drain_until), if ended.is_some() => {
-                if let Some(end) = ended { return Ok(Verdict::JobEnded(end)); }
+            () = sleep_until(settle_by), if ended.is_some() || exited.is_some() => {
+                break match (exited, ended) {
+                    (Some(code), job_end) => Verdict::Exited { code, job_end },
+                    (None, Some(end)) => Verdict::JobEnded(end),
+                    (None, None) => unreachable!("guarded by the branch condition"),
+                };
             }
-            () = sleep_until(deadline.unwrap_or(keepalive)), if deadline.is_some() => return Ok(Verdict::DeadlinePassed),
+            () = sleep_until(deadline.unwrap_or(keepalive)), if deadline.is_some() && exited.is_none() => {
+                break Verdict::DeadlinePassed;
+            }
             () = sleep_until(keepalive) => {
-                sink.on_log(LogStream::Stdout, format!("[claude_k8s] still running (Job {job_name}, no output for {} s)\n", KEEPALIVE_AFTER.as_secs())).await?;
+                let line = format!("[claude_k8s] still running (Job {job_name}, no output for {} s)\n", KEEPALIVE_AFTER.as_secs());
+                sink.on_log(LogStream::Stdout, line).await?;
                 keepalive = Instant::now() + KEEPALIVE_AFTER;
             }
         }
+    };
+    Ok(Followed { verdict, pod })
+}
+
+/// The next item of an optional stream; never ready while there is none.
+async fn next_of<T>(stream: &mut Option<BoxStream<'static, T>>) -> Option<T> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -535,9 +606,21 @@ async fn settle_cancelled(mut cleanup: CleanupGuard) -> RunResult {
         Ok(()) => "run cancelled by Paperclip; the Job was deleted".to_owned(),
         Err(err) => format!("run cancelled by Paperclip; deleting the Job failed: {err}"),
     };
+    cancelled(message)
+}
+
+/// A `cancelled` result. NB: Paperclip 2026.916.1 answers the cancel request 409 unless the result
+/// acknowledges that the provider stopped (docs/paperclip-server.md, "Cancellation").
+fn cancelled(message: String) -> RunResult {
+    let acknowledged = json!({"executionCancellation": {
+        "state": "acknowledged",
+        "acknowledgedAt": jiff::Timestamp::now().to_string(),
+        "forced": false,
+    }});
     RunResult {
         error_code: Some(ErrorCode::Cancelled.as_str().to_owned()),
         error_message: Some(message),
+        result_json: Some(acknowledged),
         ..RunResult::default()
     }
 }

@@ -22,9 +22,9 @@ pub struct ConfigWarning {
 }
 
 impl fmt::Display for ConfigWarning {
-    /// The stderr line: `[paperclip] config key `<key>`: <message>`.
+    /// The stderr line: `[claude_k8s] config key `<key>`: <message>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[paperclip] config key `{}`: {}", self.key, self.message)
+        write!(f, "[claude_k8s] config key `{}`: {}", self.key, self.message)
     }
 }
 
@@ -899,9 +899,9 @@ mod tests {
         assert_eq!(
             text,
             [
-                "[paperclip] config key `maxTurnsPerRun`: expected a non-negative whole number, got a string (\"x\"); using 0 (unlimited)",
-                "[paperclip] config key `cwd`: expected an absolute path, got \"rel\"; using /paperclip",
-                "[paperclip] config key `graceSec`: expected a non-negative whole number, got a number (-5); using 60",
+                "[claude_k8s] config key `maxTurnsPerRun`: expected a non-negative whole number, got a string (\"x\"); using 0 (unlimited)",
+                "[claude_k8s] config key `cwd`: expected an absolute path, got \"rel\"; using /paperclip",
+                "[claude_k8s] config key `graceSec`: expected a non-negative whole number, got a number (-5); using 60",
             ]
         );
     }
