@@ -1,0 +1,166 @@
+// One real run through the adapter's execute(), timed at onLog and at resolution, with the CRI
+// log file's timestamps (the container runtime's record of when each line was written) and the
+// pod's container startedAt read on the side with the testbed's admin identity (not counted).
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createServerAdapter } from "../index.js";
+import { TESTBED_DIR, readKubeconfig, request } from "./audit.mjs";
+
+/** Where the kubelet keeps container logs: <namespace>_<pod>_<uid>/<container>/<restart>.log. */
+const POD_LOGS = "/var/log/pods";
+const EXIT_MARKER = "[claude_k8s] claude exited with code ";
+
+const admin = readKubeconfig(join(TESTBED_DIR, "run", "admin.kubeconfig"));
+const adapter = createServerAdapter();
+const stamp = Date.now().toString(36);
+
+export const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Deletes a namespace without waiting (the run is over; its Job is gone or retained). */
+export function deleteNamespace(ns) {
+  request(admin, "DELETE", `/api/v1/namespaces/${ns}`).catch(() => {});
+}
+
+async function createNamespace(ns) {
+  const { status, body } = await request(admin, "POST", "/api/v1/namespaces", { metadata: { name: ns } });
+  if (status !== 201) throw new Error(`creating namespace ${ns}: ${status} ${body}`);
+}
+
+/** The claude container's CRI log, entries joined across partial (P) records: [{ ms, text }]. */
+function readCriLog(ns) {
+  const dir = readdirSync(POD_LOGS).find((d) => d.startsWith(`${ns}_`));
+  if (!dir) throw new Error(`no pod log directory for namespace ${ns} in ${POD_LOGS}`);
+  const text = readFileSync(join(POD_LOGS, dir, "claude", "0.log"), "utf8");
+  const entries = [];
+  let pending = "";
+  for (const raw of text.split("\n")) {
+    if (!raw) continue;
+    const a = raw.indexOf(" ");
+    const b = raw.indexOf(" ", a + 1);
+    const c = raw.indexOf(" ", b + 1);
+    const tag = raw.slice(b + 1, c);
+    pending += raw.slice(c + 1);
+    if (tag === "P") continue;
+    entries.push({ ms: criMs(raw.slice(0, a)), text: pending });
+    pending = "";
+  }
+  return entries;
+}
+
+/** An RFC 3339 timestamp with nanoseconds as fractional milliseconds since the epoch. */
+function criMs(ts) {
+  const m = ts.match(/^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-].*)$/);
+  return Date.parse(m[1] + m[3]) + Number(`0.${m[2] ?? "0"}`) * 1000;
+}
+
+const isContainerLine = (chunk) => chunk.startsWith("{") || chunk.startsWith(EXIT_MARKER);
+
+/**
+ * Runs one Job with `prompt` in a fresh namespace. Returns timings (ms), the result, and for
+ * `dump: true` the throughput figures of the dump lines (lines with session_id "bench-dump").
+ */
+export async function runJob({ name, prompt, kubeconfig, dump = false, retainJobs = false }) {
+  const namespace = `bench-${stamp}-${name}`;
+  await createNamespace(namespace);
+  const config = {
+    kubeconfig,
+    namespace,
+    image: "paperclip/claude-agent:dev",
+    imagePullPolicy: "IfNotPresent",
+    hostNetwork: true,
+    retainJobs,
+    resources: { requests: { cpu: "10m", memory: "64Mi" } },
+    promptTemplate: prompt,
+    env: {
+      ANTHROPIC_BASE_URL: "http://127.0.0.1:18765",
+      ANTHROPIC_API_KEY: "testbed",
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      CLAUDE_CODE_MAX_RETRIES: "0",
+    },
+  };
+
+  const t = { name, namespace, containerLines: 0 };
+  const lines = [];
+  const d = { lines: 0, bytes: 0, first: undefined, last: undefined };
+  let podRead;
+  let criRead;
+  const onLog = async (_stream, chunk) => {
+    const now = Date.now();
+    if (!isContainerLine(chunk)) return;
+    t.containerLines += 1;
+    if (t.firstOnLog === undefined) {
+      t.firstOnLog = now;
+      podRead = request(admin, "GET", `/api/v1/namespaces/${namespace}/pods`);
+    }
+    if (dump) {
+      if (chunk.includes('"session_id":"bench-dump"')) {
+        d.lines += 1;
+        d.bytes += chunk.length;
+        d.first ??= now;
+        d.last = now;
+      }
+    } else {
+      lines.push(chunk);
+    }
+    if (chunk.startsWith(EXIT_MARKER)) {
+      t.markerOnLog = now;
+      // Read the CRI log now: without retainJobs the pod (and its log) goes with the Job.
+      if (!retainJobs) criRead = new Promise((resolve) => setImmediate(() => resolve(readCriLog(namespace))));
+    }
+  };
+
+  const rssBefore = process.memoryUsage().rss;
+  const cpu0 = process.cpuUsage();
+  t.startedAt = Date.now();
+  t.result = await adapter.execute({
+    runId: `bench-${stamp}-${name}`,
+    agent: { id: `bench-${name}`, companyId: "bench", name: "Bench", adapterType: "claude_k8s", adapterConfig: config },
+    runtime: { sessionId: null, sessionParams: null, sessionDisplayId: null, taskKey: null },
+    config,
+    context: {},
+    authToken: "bench-token",
+    onLog,
+    onMeta: async () => {},
+  });
+  t.resolvedAt = Date.now();
+  const cpu = process.cpuUsage(cpu0);
+
+  const cri = retainJobs ? readCriLog(namespace) : await criRead;
+  if (cri) {
+    const markerIdx = cri.findIndex((e) => e.text.startsWith(EXIT_MARKER));
+    const marker = cri[markerIdx];
+    const lastCli = cri[markerIdx - 1];
+    t.lastCliToResolved = lastCli && t.resolvedAt - lastCli.ms;
+    t.markerToResolved = marker && t.resolvedAt - marker.ms;
+    t.markerToOnLog = marker && t.markerOnLog - marker.ms;
+    t.onLogMarkerToResolved = t.resolvedAt - t.markerOnLog;
+    t.firstLineToOnLog = cri.length ? t.firstOnLog - cri[0].ms : undefined;
+    if (dump) {
+      const dumped = cri.filter((e) => e.text.includes('"session_id":"bench-dump"'));
+      d.writeSeconds = dumped.length ? (dumped.at(-1).ms - dumped[0].ms) / 1000 : undefined;
+      d.lagLastMs = dumped.length ? d.last - dumped.at(-1).ms : undefined;
+    }
+  }
+  if (podRead) {
+    const pods = JSON.parse((await podRead).body);
+    const status = pods.items?.[0]?.status?.containerStatuses?.find((c) => c.name === "claude");
+    t.containerStartedAt = status?.state?.running?.startedAt ?? status?.state?.terminated?.startedAt;
+    t.startedAtToOnLog = t.containerStartedAt ? t.firstOnLog - Date.parse(t.containerStartedAt) : undefined;
+  }
+  if (dump) {
+    const hwm = readFileSync("/proc/self/status", "utf8").match(/VmHWM:\s+(\d+) kB/);
+    t.dump = {
+      ...d,
+      seconds: (d.last - d.first) / 1000,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      peakRssMiB: Number(hwm[1]) / 1024,
+      baseRssMiB: rssBefore / 1024 / 1024,
+      exitCode: t.result.exitCode,
+      errorCode: t.result.errorCode,
+    };
+  }
+  return t;
+}

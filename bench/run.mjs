@@ -1,0 +1,156 @@
+// `npm run bench`: runs real Jobs on the testbed through the adapter's execute() (release addon)
+// and prints the figures of the speed issue, each beside the incumbent's figure and our target.
+// It prints figures only: no pass/fail. Methods: bench/README.md.
+//
+// Needs: the testbed up (testbed/up), root (to read the CRI log files under /var/log/pods and the
+// testbed's CA key), and `npm run build` (the release addon).
+//
+// Settings (environment): BENCH_LATENCY_RUNS (default 5), BENCH_LONG_SECONDS (default 120),
+// BENCH_DUMP_MIB (default 50).
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { requestKind, startAudit } from "./audit.mjs";
+import { deleteNamespace, median, runJob } from "./job.mjs";
+
+const LATENCY_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 5);
+const LONG_SECONDS = Number(process.env.BENCH_LONG_SECONDS ?? 120);
+const DUMP_MIB = Number(process.env.BENCH_DUMP_MIB ?? 50);
+/** After a run resolves, how long to wait before reading the audit log (events are written as
+ * requests complete; a watch the adapter closed completes a moment later). */
+const AUDIT_SETTLE_MS = 1500;
+
+const say = (line) => process.stderr.write(`[bench] ${line}\n`);
+const ms = (v) => (v === undefined || Number.isNaN(v) ? "n/a" : `${Math.round(v)} ms`);
+const stat = (values) => {
+  const v = values.filter((x) => x !== undefined && !Number.isNaN(x));
+  return v.length ? `median ${ms(median(v))}, max ${ms(Math.max(...v))} (n=${v.length})` : "n/a";
+};
+
+async function main() {
+  if (process.argv[2] === "--dump-child") return dumpChild(process.argv[3]);
+  const started = Date.now();
+  say("starting the audited apiserver identity");
+  const audit = await startAudit();
+  say(`API requests are counted from the audit log of ${audit.mode}`);
+  const runs = [];
+  const apiCounts = [];
+  try {
+    for (let i = 1; i <= LATENCY_RUNS; i++) {
+      runs.push(await measured(audit, `hello-${i}`, "Say hello."));
+    }
+    apiCounts.push(await measured(audit, "slow-10", "SLOW[10]"));
+    runs.push(apiCounts.at(-1));
+    say(`a ${LONG_SECONDS} s run (SLOW[${LONG_SECONDS}])`);
+    apiCounts.push(await measured(audit, `slow-${LONG_SECONDS}`, `SLOW[${LONG_SECONDS}]`));
+    runs.push(apiCounts.at(-1));
+  } finally {
+    await audit.stop();
+  }
+  say(`the ${DUMP_MIB} MiB transcript, in a fresh node process (its CPU and RSS alone)`);
+  const dump = await dumpInChild(audit.kubeconfig);
+
+  report(runs, apiCounts, dump);
+  say(`bench took ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+/** One run plus its API requests from the audit log. */
+async function measured(audit, name, prompt) {
+  say(`run ${name}: ${prompt}`);
+  const run = await runJob({ name, prompt, kubeconfig: audit.kubeconfig });
+  await new Promise((r) => setTimeout(r, AUDIT_SETTLE_MS));
+  const events = audit.events(run.startedAt, run.resolvedAt + AUDIT_SETTLE_MS);
+  run.api = { total: events.length, afterResolve: events.filter((e) => Date.parse(e.requestReceivedTimestamp) > run.resolvedAt).length, kinds: countBy(events, requestKind) };
+  deleteNamespace(run.namespace);
+  const err = run.result.errorCode ? ` errorCode=${run.result.errorCode}: ${run.result.errorMessage}` : "";
+  say(`  ${run.containerLines} container lines, exit ${run.result.exitCode}, ${run.api.total} API requests, exit marker -> resolved ${ms(run.markerToResolved)}${err}`);
+  return run;
+}
+
+function countBy(items, key) {
+  const counts = new Map();
+  for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]);
+}
+
+/** The dump run in a child node process, so its CPU time and peak RSS are the adapter's alone. */
+function dumpInChild(kubeconfig) {
+  const self = fileURLToPath(import.meta.url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [self, "--dump-child", kubeconfig], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (c) => (out += c));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`dump child exited with ${code}`))));
+  });
+}
+
+/**
+ * The dump run: the CLI's Bash tool writes DUMP_MIB MiB of stream-json lines (1 KiB each) straight
+ * into the container's stdout (/proc/1/fd/1, the wrapper shell's stdout: the container log), so
+ * the whole pipeline (containerd, kubelet, apiserver, adapter, onLog) carries them. Prints JSON.
+ */
+async function dumpChild(kubeconfig) {
+  const bytes = DUMP_MIB * 1024 * 1024;
+  const line = dumpLine(1024);
+  const prompt = `USE_TOOL CMD[yes '${line}' | head -c ${bytes} > /proc/1/fd/1]`;
+  const run = await runJob({ name: `dump-${DUMP_MIB}m`, prompt, kubeconfig, dump: true, retainJobs: true });
+  deleteNamespace(run.namespace);
+  process.stdout.write(JSON.stringify(run.dump));
+}
+
+/** A stream-json `stream_event` line of exactly `size` bytes with its newline (no `]`: CMD[...]). */
+function dumpLine(size) {
+  const head = '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"';
+  const tail = '"}},"session_id":"bench-dump"}';
+  return head + "x".repeat(size - 1 - head.length - tail.length) + tail;
+}
+
+function report(runs, apiCounts, dump) {
+  const ok = runs.filter((r) => !r.result.errorCode);
+  const rows = [];
+  const out = (s = "") => process.stdout.write(`${s}\n`);
+
+  out("\n== 1. container exit -> execute() resolved (Date.now() vs CRI timestamps, same host clock)");
+  for (const r of ok) {
+    out(`  ${r.name.padEnd(10)} CLI's last line -> resolved ${ms(r.lastCliToResolved).padStart(8)} | exit marker -> resolved ${ms(r.markerToResolved).padStart(8)} | marker written -> at onLog ${ms(r.markerToOnLog).padStart(7)} | marker at onLog -> resolved ${ms(r.onLogMarkerToResolved).padStart(7)}`);
+  }
+  rows.push(["CLI's last line -> execute resolved", stat(ok.map((r) => r.lastCliToResolved)), "1.3-1.5 s", "<= 150 ms"]);
+  rows.push(["exit marker -> execute resolved", stat(ok.map((r) => r.markerToResolved)), "-", "<= 150 ms"]);
+
+  out("\n== 2. container start -> first line at onLog");
+  for (const r of ok) {
+    out(`  ${r.name.padEnd(10)} first line written -> onLog ${ms(r.firstLineToOnLog).padStart(7)} | startedAt (1 s resolution) -> onLog ${ms(r.startedAtToOnLog).padStart(8)} | startedAt ${r.containerStartedAt}`);
+  }
+  rows.push(["first log line written -> onLog", stat(ok.map((r) => r.firstLineToOnLog)), "-", "<= 100 ms"]);
+  rows.push(["container startedAt -> first onLog", stat(ok.map((r) => r.startedAtToOnLog)), "1.8 s", "<= 100 ms"]);
+
+  out("\n== 3. Kubernetes API requests per run (apiserver audit log, user bench)");
+  for (const r of apiCounts) {
+    const secs = ((r.resolvedAt - r.startedAt) / 1000).toFixed(1);
+    out(`  ${r.name} (${secs} s): ${r.api.total} requests${r.api.afterResolve ? ` (${r.api.afterResolve} after resolve)` : ""}`);
+    for (const [kind, n] of r.api.kinds) out(`    ${String(n).padStart(3)}  ${kind}`);
+    rows.push([`API requests, ${r.name} run (${secs} s)`, String(r.api.total), "74-115 (2 min run)", "<= 15"]);
+  }
+
+  out(`\n== 4. log throughput: ${DUMP_MIB} MiB of 1 KiB stream-json lines written into the container log`);
+  out(`  ${dump.lines} dump lines, ${(dump.bytes / 1e6).toFixed(1)} MB at onLog in ${dump.seconds.toFixed(2)} s; written by the container in ${dump.writeSeconds?.toFixed(2) ?? "n/a"} s (CRI timestamps), last line written -> onLog ${ms(dump.lagLastMs)}`);
+  out(`  whole node process (node + addon) over the run: CPU ${dump.cpuSeconds.toFixed(2)} s (${(dump.cpuSeconds / (dump.bytes / 1e6)).toFixed(4)} s/MB), peak RSS ${dump.peakRssMiB.toFixed(0)} MiB (VmHWM; ${dump.baseRssMiB.toFixed(0)} MiB before the run)`);
+  out(`  run result: exit ${dump.exitCode}${dump.errorCode ? `, errorCode ${dump.errorCode}` : ""}`);
+  rows.push(["log throughput, first -> last line at onLog", `${(dump.bytes / 1e6 / dump.seconds).toFixed(1)} MB/s`, "47-78 MB/s", ">= 50 MB/s"]);
+  rows.push(["CPU (node+addon) for the run", `${dump.cpuSeconds.toFixed(2)} s (${(dump.cpuSeconds / (dump.bytes / 1e6) * 1000).toFixed(1)} ms/MB)`, "0.4-1.5 s", "-"]);
+  rows.push(["peak RSS of the process", `${dump.peakRssMiB.toFixed(0)} MiB`, "260-460 MiB", "-"]);
+
+  out("\n== summary");
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...[["metric", "measured", "incumbent", "target"], ...rows].map((r) => r[i].length)));
+  const fmt = (r) => `  ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")}`;
+  out(fmt(["metric", "measured", "incumbent", "target"]));
+  out(`  ${widths.map((w) => "-".repeat(w)).join("-|-")}`);
+  for (const r of rows) out(fmt(r));
+  const failed = runs.filter((r) => r.result.errorCode);
+  for (const r of failed) out(`  note: run ${r.name} ended with ${r.result.errorCode}: ${r.result.errorMessage}`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`[bench] ${err.stack ?? err}\n`);
+  process.exitCode = 1;
+});
