@@ -2,6 +2,7 @@
 // log file's timestamps (the container runtime's record of when each line was written) and the
 // pod's container startedAt read on the side with the testbed's admin identity (not counted).
 import { readdirSync, readFileSync } from "node:fs";
+import https from "node:https";
 import { join } from "node:path";
 import { createServerAdapter } from "../index.js";
 import { TESTBED_DIR, readKubeconfig, request } from "./audit.mjs";
@@ -13,6 +14,9 @@ const EXIT_MARKER = "[claude_k8s] claude exited with code ";
 const admin = readKubeconfig(join(TESTBED_DIR, "run", "admin.kubeconfig"));
 const adapter = createServerAdapter();
 const stamp = Date.now().toString(36);
+
+/** The namespace a run named `name` gets (unique per bench process). */
+export const namespaceFor = (name) => `bench-${stamp}-${name}`;
 
 export const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
@@ -56,14 +60,65 @@ function criMs(ts) {
   return Date.parse(m[1] + m[3]) + Number(`0.${m[2] ?? "0"}`) * 1000;
 }
 
+/**
+ * Follows the claude container's log of the (only) pod in `ns` directly through the apiserver
+ * (admin identity, timestamps=true, as the adapter does), from when the container runs, noting
+ * when the first and last chunk holding a dump line arrive. For comparison with the adapter: the
+ * same pipeline minus the adapter. Resolves { firstAt, lastAt, bytes } when the stream ends.
+ */
+export async function followDirectly(ns, deadlineMs) {
+  let pod;
+  while (!pod) {
+    if (Date.now() > deadlineMs) return undefined;
+    await new Promise((r) => setTimeout(r, 100));
+    const list = await request(admin, "GET", `/api/v1/namespaces/${ns}/pods`).catch(() => undefined);
+    const items = list?.status === 200 ? JSON.parse(list.body).items : [];
+    const running = items.find((p) => p.status?.containerStatuses?.some((c) => c.name === "claude" && c.state?.running));
+    pod = running?.metadata?.name;
+  }
+  const url = new URL(`/api/v1/namespaces/${ns}/pods/${pod}/log?container=claude&timestamps=true&follow=true`, admin.server);
+  return new Promise((resolve, reject) => {
+    const seen = { firstAt: undefined, lastAt: undefined, bytes: 0 };
+    https.get(url, { ca: admin.ca, cert: admin.cert, key: admin.key }, (res) => {
+      res.on("data", (c) => {
+        seen.bytes += c.length;
+        if (c.includes('"session_id":"bench-dump"')) {
+          const now = Date.now();
+          seen.firstAt ??= now;
+          seen.lastAt = now;
+        }
+      });
+      res.on("end", () => resolve(seen));
+    }).on("error", reject);
+  });
+}
+
+/**
+ * The pipeline's ceiling without the adapter: the finished (retained) container's whole log read
+ * through the apiserver as the adapter reads it (timestamps=true), bytes only. { mb, seconds }.
+ */
+async function readWholeLog(ns) {
+  const pods = JSON.parse((await request(admin, "GET", `/api/v1/namespaces/${ns}/pods`)).body);
+  const pod = pods.items[0].metadata.name;
+  const url = new URL(`/api/v1/namespaces/${ns}/pods/${pod}/log?container=claude&timestamps=true`, admin.server);
+  const started = Date.now();
+  const bytes = await new Promise((resolve, reject) => {
+    https.get(url, { ca: admin.ca, cert: admin.cert, key: admin.key }, (res) => {
+      let n = 0;
+      res.on("data", (c) => (n += c.length));
+      res.on("end", () => resolve(n));
+    }).on("error", reject);
+  });
+  return { mb: bytes / 1e6, seconds: (Date.now() - started) / 1000 };
+}
+
 const isContainerLine = (chunk) => chunk.startsWith("{") || chunk.startsWith(EXIT_MARKER);
 
 /**
  * Runs one Job with `prompt` in a fresh namespace. Returns timings (ms), the result, and for
  * `dump: true` the throughput figures of the dump lines (lines with session_id "bench-dump").
  */
-export async function runJob({ name, prompt, kubeconfig, dump = false, retainJobs = false }) {
-  const namespace = `bench-${stamp}-${name}`;
+export async function runJob({ name, prompt, kubeconfig, dump = false, retainJobs = false, namespace = namespaceFor(name) }) {
   await createNamespace(namespace);
   const config = {
     kubeconfig,
@@ -85,6 +140,7 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
   const t = { name, namespace, containerLines: 0 };
   const lines = [];
   const d = { lines: 0, bytes: 0, first: undefined, last: undefined };
+  const dumpOnLog = [];
   let podRead;
   let criRead;
   const onLog = async (_stream, chunk) => {
@@ -101,6 +157,7 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
         d.bytes += chunk.length;
         d.first ??= now;
         d.last = now;
+        dumpOnLog.push(now);
       }
     } else {
       lines.push(chunk);
@@ -137,11 +194,19 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
     t.markerToResolved = marker && t.resolvedAt - marker.ms;
     t.markerToOnLog = marker && t.markerOnLog - marker.ms;
     t.onLogMarkerToResolved = t.resolvedAt - t.markerOnLog;
+    t.firstLineMs = cri[0]?.ms;
     t.firstLineToOnLog = cri.length ? t.firstOnLog - cri[0].ms : undefined;
     if (dump) {
       const dumped = cri.filter((e) => e.text.includes('"session_id":"bench-dump"'));
+      d.firstWrittenMs = dumped[0]?.ms;
+      d.lastWrittenMs = dumped.at(-1)?.ms;
       d.writeSeconds = dumped.length ? (dumped.at(-1).ms - dumped[0].ms) / 1000 : undefined;
       d.lagLastMs = dumped.length ? d.last - dumped.at(-1).ms : undefined;
+      if (dumped.length === dumpOnLog.length) {
+        const lags = dumpOnLog.map((at, i) => at - dumped[i].ms);
+        d.lag = { first: lags[0], median: median(lags), max: Math.max(...lags), last: lags.at(-1) };
+      }
+      d.ceiling = await readWholeLog(namespace);
     }
   }
   if (podRead) {

@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { requestKind, startAudit } from "./audit.mjs";
-import { deleteNamespace, median, runJob } from "./job.mjs";
+import { deleteNamespace, followDirectly, median, namespaceFor, runJob } from "./job.mjs";
 
 const LATENCY_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 5);
 const LONG_SECONDS = Number(process.env.BENCH_LONG_SECONDS ?? 120);
@@ -18,6 +18,8 @@ const DUMP_MIB = Number(process.env.BENCH_DUMP_MIB ?? 50);
 /** After a run resolves, how long to wait before reading the audit log (events are written as
  * requests complete; a watch the adapter closed completes a moment later). */
 const AUDIT_SETTLE_MS = 1500;
+/** How long the direct follower of the dump run waits for its pod to run. */
+const DIRECT_FOLLOW_WAIT_MS = 60_000;
 
 const say = (line) => process.stderr.write(`[bench] ${line}\n`);
 const ms = (v) => (v === undefined || Number.isNaN(v) ? "n/a" : `${Math.round(v)} ms`);
@@ -27,13 +29,15 @@ const stat = (values) => {
 };
 
 async function main() {
-  if (process.argv[2] === "--dump-child") return dumpChild(process.argv[3]);
+  if (process.argv[2] === "--dump-child") return dumpChild(process.argv[3], process.argv[4]);
   const started = Date.now();
   say("starting the audited apiserver identity");
   const audit = await startAudit();
   say(`API requests are counted from the audit log of ${audit.mode}`);
   const runs = [];
   const apiCounts = [];
+  let dump;
+  let dumpWithDirect;
   try {
     for (let i = 1; i <= LATENCY_RUNS; i++) {
       runs.push(await measured(audit, `hello-${i}`, "Say hello."));
@@ -43,13 +47,22 @@ async function main() {
     say(`a ${LONG_SECONDS} s run (SLOW[${LONG_SECONDS}])`);
     apiCounts.push(await measured(audit, `slow-${LONG_SECONDS}`, `SLOW[${LONG_SECONDS}]`));
     runs.push(apiCounts.at(-1));
+    say(`the ${DUMP_MIB} MiB transcript, in a fresh node process (its CPU and RSS alone)`);
+    const from = Date.now();
+    dump = await dumpInChild(audit.kubeconfig, namespaceFor(`dump-${DUMP_MIB}m`));
+    const to = Date.now();
+    await new Promise((r) => setTimeout(r, AUDIT_SETTLE_MS));
+    dump.apiRequests = audit.events(from, to + AUDIT_SETTLE_MS).length;
+    say("again, with the same log also followed directly by this process (no adapter), for comparison");
+    const namespace = namespaceFor(`dump-${DUMP_MIB}m-direct`);
+    const direct = followDirectly(namespace, Date.now() + DIRECT_FOLLOW_WAIT_MS);
+    dumpWithDirect = await dumpInChild(audit.kubeconfig, namespace);
+    dumpWithDirect.direct = await direct;
   } finally {
     await audit.stop();
   }
-  say(`the ${DUMP_MIB} MiB transcript, in a fresh node process (its CPU and RSS alone)`);
-  const dump = await dumpInChild(audit.kubeconfig);
 
-  report(runs, apiCounts, dump);
+  report(runs, apiCounts, dump, dumpWithDirect);
   say(`bench took ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
@@ -60,6 +73,8 @@ async function measured(audit, name, prompt) {
   await new Promise((r) => setTimeout(r, AUDIT_SETTLE_MS));
   const events = audit.events(run.startedAt, run.resolvedAt + AUDIT_SETTLE_MS);
   run.api = { total: events.length, afterResolve: events.filter((e) => Date.parse(e.requestReceivedTimestamp) > run.resolvedAt).length, kinds: countBy(events, requestKind) };
+  const logRequest = events.find((e) => requestKind(e) === "get pods/log");
+  if (logRequest && run.firstLineMs) run.logOpenedAfterFirstLine = Date.parse(logRequest.requestReceivedTimestamp) - run.firstLineMs;
   deleteNamespace(run.namespace);
   const err = run.result.errorCode ? ` errorCode=${run.result.errorCode}: ${run.result.errorMessage}` : "";
   say(`  ${run.containerLines} container lines, exit ${run.result.exitCode}, ${run.api.total} API requests, exit marker -> resolved ${ms(run.markerToResolved)}${err}`);
@@ -73,10 +88,10 @@ function countBy(items, key) {
 }
 
 /** The dump run in a child node process, so its CPU time and peak RSS are the adapter's alone. */
-function dumpInChild(kubeconfig) {
+function dumpInChild(kubeconfig, namespace) {
   const self = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [self, "--dump-child", kubeconfig], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [self, "--dump-child", kubeconfig, namespace], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (c) => (out += c));
     child.on("error", reject);
@@ -89,11 +104,11 @@ function dumpInChild(kubeconfig) {
  * into the container's stdout (/proc/1/fd/1, the wrapper shell's stdout: the container log), so
  * the whole pipeline (containerd, kubelet, apiserver, adapter, onLog) carries them. Prints JSON.
  */
-async function dumpChild(kubeconfig) {
+async function dumpChild(kubeconfig, namespace) {
   const bytes = DUMP_MIB * 1024 * 1024;
   const line = dumpLine(1024);
   const prompt = `USE_TOOL CMD[yes '${line}' | head -c ${bytes} > /proc/1/fd/1]`;
-  const run = await runJob({ name: `dump-${DUMP_MIB}m`, prompt, kubeconfig, dump: true, retainJobs: true });
+  const run = await runJob({ name: `dump-${DUMP_MIB}m`, prompt, kubeconfig, dump: true, retainJobs: true, namespace });
   deleteNamespace(run.namespace);
   process.stdout.write(JSON.stringify(run.dump));
 }
@@ -105,7 +120,7 @@ function dumpLine(size) {
   return head + "x".repeat(size - 1 - head.length - tail.length) + tail;
 }
 
-function report(runs, apiCounts, dump) {
+function report(runs, apiCounts, dump, dumpWithDirect) {
   const ok = runs.filter((r) => !r.result.errorCode);
   const rows = [];
   const out = (s = "") => process.stdout.write(`${s}\n`);
@@ -121,6 +136,8 @@ function report(runs, apiCounts, dump) {
   for (const r of ok) {
     out(`  ${r.name.padEnd(10)} first line written -> onLog ${ms(r.firstLineToOnLog).padStart(7)} | startedAt (1 s resolution) -> onLog ${ms(r.startedAtToOnLog).padStart(8)} | startedAt ${r.containerStartedAt}`);
   }
+  const opened = ok.filter((r) => r.logOpenedAfterFirstLine !== undefined);
+  if (opened.length) out(`  adapter's pods/log request received by the apiserver (audit) - first line written: ${stat(opened.map((r) => r.logOpenedAfterFirstLine))} (positive: the line was already waiting when the follow began)`);
   rows.push(["first log line written -> onLog", stat(ok.map((r) => r.firstLineToOnLog)), "-", "<= 100 ms"]);
   rows.push(["container startedAt -> first onLog", stat(ok.map((r) => r.startedAtToOnLog)), "1.8 s", "<= 100 ms"]);
 
@@ -134,8 +151,18 @@ function report(runs, apiCounts, dump) {
 
   out(`\n== 4. log throughput: ${DUMP_MIB} MiB of 1 KiB stream-json lines written into the container log`);
   out(`  ${dump.lines} dump lines, ${(dump.bytes / 1e6).toFixed(1)} MB at onLog in ${dump.seconds.toFixed(2)} s; written by the container in ${dump.writeSeconds?.toFixed(2) ?? "n/a"} s (CRI timestamps), last line written -> onLog ${ms(dump.lagLastMs)}`);
+  if (dump.lag) out(`  line written -> at onLog: first ${ms(dump.lag.first)}, median ${ms(dump.lag.median)}, max ${ms(dump.lag.max)}, last ${ms(dump.lag.last)}`);
+  if (dump.ceiling) out(`  without the adapter: the finished log (${dump.ceiling.mb.toFixed(1)} MB with timestamps) read through the apiserver in ${dump.ceiling.seconds.toFixed(2)} s = ${(dump.ceiling.mb / dump.ceiling.seconds).toFixed(1)} MB/s (kubelet + apiserver ceiling)`);
   out(`  whole node process (node + addon) over the run: CPU ${dump.cpuSeconds.toFixed(2)} s (${(dump.cpuSeconds / (dump.bytes / 1e6)).toFixed(4)} s/MB), peak RSS ${dump.peakRssMiB.toFixed(0)} MiB (VmHWM; ${dump.baseRssMiB.toFixed(0)} MiB before the run)`);
-  out(`  run result: exit ${dump.exitCode}${dump.errorCode ? `, errorCode ${dump.errorCode}` : ""}`);
+  out(`  run result: exit ${dump.exitCode}${dump.errorCode ? `, errorCode ${dump.errorCode}` : ""}; ${dump.apiRequests} API requests`);
+  const w = dumpWithDirect;
+  const dd = w?.direct;
+  if (dd?.firstAt) {
+    out("  second dump run, its log followed at the same time by the adapter and directly (plain HTTPS follow, timestamps=true, admin identity):");
+    out(`    adapter at onLog: ${(w.bytes / 1e6 / w.seconds).toFixed(1)} MB/s first -> last; first line lag ${ms(w.lag?.first)}, last ${ms(w.lag?.last)}`);
+    out(`    direct follow:    ${(w.bytes / 1e6 / ((dd.lastAt - dd.firstAt) / 1000)).toFixed(1)} MB/s first -> last; first line lag ${ms(dd.firstAt - w.firstWrittenMs)}, last ${ms(dd.lastAt - w.lastWrittenMs)}`);
+    out(`    container wrote it in ${w.writeSeconds?.toFixed(2)} s (${(w.bytes / 1e6 / w.writeSeconds).toFixed(1)} MB/s)`);
+  }
   rows.push(["log throughput, first -> last line at onLog", `${(dump.bytes / 1e6 / dump.seconds).toFixed(1)} MB/s`, "47-78 MB/s", ">= 50 MB/s"]);
   rows.push(["CPU (node+addon) for the run", `${dump.cpuSeconds.toFixed(2)} s (${(dump.cpuSeconds / (dump.bytes / 1e6) * 1000).toFixed(1)} ms/MB)`, "0.4-1.5 s", "-"]);
   rows.push(["peak RSS of the process", `${dump.peakRssMiB.toFixed(0)} MiB`, "260-460 MiB", "-"]);
