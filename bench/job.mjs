@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { createServerAdapter } from "../index.js";
 import { TESTBED_DIR, readKubeconfig, request } from "./audit.mjs";
 
@@ -14,6 +15,43 @@ const EXIT_MARKER = "[claude_k8s] claude exited with code ";
 const admin = readKubeconfig(join(TESTBED_DIR, "run", "admin.kubeconfig"));
 const adapter = createServerAdapter();
 const stamp = Date.now().toString(36);
+
+/** A dump line: DUMP_HEAD, a DUMP_SEQ_DIGITS-digit sequence number from DUMP_SEQ_BASE + 1, filler, DUMP_TAIL. */
+export const DUMP_HEAD = '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"';
+export const DUMP_TAIL = '"}},"session_id":"bench-dump"}';
+export const DUMP_SEQ_BASE = 100_000;
+export const DUMP_SEQ_DIGITS = 6;
+const isDumpLine = (line) => line.startsWith(DUMP_HEAD) && line.includes(DUMP_TAIL);
+
+/** Checks the dump lines' sequence numbers: how many arrived, were skipped, came out of order. */
+class SeqCheck {
+  constructor() {
+    this.next = DUMP_SEQ_BASE + 1;
+    this.received = 0;
+    this.missing = 0;
+    this.backwards = 0;
+    this.gaps = [];
+  }
+
+  observe(line) {
+    const seq = Number(line.slice(DUMP_HEAD.length, DUMP_HEAD.length + DUMP_SEQ_DIGITS));
+    this.received += 1;
+    if (seq > this.next) {
+      this.missing += seq - this.next;
+      if (this.gaps.length < 5) this.gaps.push(`${this.next - DUMP_SEQ_BASE}-${seq - 1 - DUMP_SEQ_BASE}`);
+    } else if (seq < this.next) {
+      this.backwards += 1;
+    }
+    this.next = Math.max(this.next, seq + 1);
+  }
+
+  summary(expected) {
+    const tail = expected - (this.next - 1 - DUMP_SEQ_BASE);
+    const missing = this.missing + Math.max(0, tail);
+    const gaps = tail > 0 ? [...this.gaps, `${this.next - DUMP_SEQ_BASE}-${expected} (the end)`] : this.gaps;
+    return { received: this.received, missing, backwards: this.backwards, gaps };
+  }
+}
 
 /** The namespace a run named `name` gets (unique per bench process). */
 export const namespaceFor = (name) => `bench-${stamp}-${name}`;
@@ -33,11 +71,21 @@ async function createNamespace(ns) {
   if (status !== 201) throw new Error(`creating namespace ${ns}: ${status} ${body}`);
 }
 
-/** The claude container's CRI log, entries joined across partial (P) records: [{ ms, text }]. */
+/**
+ * The claude container's CRI log, entries joined across partial (P) records: [{ ms, text }].
+ * The kubelet rotates a container log past 10 MiB (checked every 10 s) into `0.log.<time>`, gzipped
+ * later: those come first, oldest first.
+ */
 function readCriLog(ns) {
   const dir = readdirSync(POD_LOGS).find((d) => d.startsWith(`${ns}_`));
   if (!dir) throw new Error(`no pod log directory for namespace ${ns} in ${POD_LOGS}`);
-  const text = readFileSync(join(POD_LOGS, dir, "claude", "0.log"), "utf8");
+  const container = join(POD_LOGS, dir, "claude");
+  const rotated = readdirSync(container).filter((f) => f.startsWith("0.log.") && !f.endsWith(".tmp")).sort();
+  const read = (f) => {
+    const raw = readFileSync(join(container, f));
+    return (f.endsWith(".gz") ? gunzipSync(raw) : raw).toString("utf8");
+  };
+  const text = [...rotated, "0.log"].map(read).join("");
   const entries = [];
   let pending = "";
   for (const raw of text.split("\n")) {
@@ -79,16 +127,24 @@ export async function followDirectly(ns, deadlineMs) {
   const url = new URL(`/api/v1/namespaces/${ns}/pods/${pod}/log?container=claude&timestamps=true&follow=true`, admin.server);
   return new Promise((resolve, reject) => {
     const seen = { firstAt: undefined, lastAt: undefined, bytes: 0 };
+    const check = new SeqCheck();
+    let carry = "";
     https.get(url, { ca: admin.ca, cert: admin.cert, key: admin.key }, (res) => {
+      res.setEncoding("utf8");
       res.on("data", (c) => {
+        const now = Date.now();
         seen.bytes += c.length;
-        if (c.includes('"session_id":"bench-dump"')) {
-          const now = Date.now();
+        const lines = (carry + c).split("\n");
+        carry = lines.pop();
+        for (const line of lines) {
+          const text = line.slice(line.indexOf(" ") + 1);
+          if (!isDumpLine(text)) continue;
+          check.observe(text);
           seen.firstAt ??= now;
           seen.lastAt = now;
         }
       });
-      res.on("end", () => resolve(seen));
+      res.on("end", () => resolve({ ...seen, check }));
     }).on("error", reject);
   });
 }
@@ -118,7 +174,7 @@ const isContainerLine = (chunk) => chunk.startsWith("{") || chunk.startsWith(EXI
  * Runs one Job with `prompt` in a fresh namespace. Returns timings (ms), the result, and for
  * `dump: true` the throughput figures of the dump lines (lines with session_id "bench-dump").
  */
-export async function runJob({ name, prompt, kubeconfig, dump = false, retainJobs = false, namespace = namespaceFor(name) }) {
+export async function runJob({ name, prompt, kubeconfig, dump = false, retainJobs = false, syncOnLog = false, namespace = namespaceFor(name) }) {
   await createNamespace(namespace);
   const config = {
     kubeconfig,
@@ -141,9 +197,10 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
   const lines = [];
   const d = { lines: 0, bytes: 0, first: undefined, last: undefined };
   const dumpOnLog = [];
+  const seqCheck = new SeqCheck();
   let podRead;
   let criRead;
-  const onLog = async (_stream, chunk) => {
+  const onLogSync = (_stream, chunk) => {
     const now = Date.now();
     if (!isContainerLine(chunk)) return;
     t.containerLines += 1;
@@ -152,7 +209,8 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
       podRead = request(admin, "GET", `/api/v1/namespaces/${namespace}/pods`);
     }
     if (dump) {
-      if (chunk.includes('"session_id":"bench-dump"')) {
+      if (isDumpLine(chunk)) {
+        seqCheck.observe(chunk);
         d.lines += 1;
         d.bytes += chunk.length;
         d.first ??= now;
@@ -168,6 +226,9 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
       if (!retainJobs) criRead = new Promise((resolve) => setImmediate(() => resolve(readCriLog(namespace))));
     }
   };
+  // Paperclip's onLog is async (it returns a Promise the adapter awaits); `syncOnLog` returns
+  // nothing instead, which spares the adapter the await: the difference is that await's cost.
+  const onLog = syncOnLog ? onLogSync : async (stream, chunk) => onLogSync(stream, chunk);
 
   const rssBefore = process.memoryUsage().rss;
   const cpu0 = process.cpuUsage();
@@ -193,11 +254,14 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
     t.lastCliToResolved = lastCli && t.resolvedAt - lastCli.ms;
     t.markerToResolved = marker && t.resolvedAt - marker.ms;
     t.markerToOnLog = marker && t.markerOnLog - marker.ms;
+    t.lastCliToMarker = lastCli && marker && marker.ms - lastCli.ms;
     t.onLogMarkerToResolved = t.resolvedAt - t.markerOnLog;
     t.firstLineMs = cri[0]?.ms;
     t.firstLineToOnLog = cri.length ? t.firstOnLog - cri[0].ms : undefined;
     if (dump) {
-      const dumped = cri.filter((e) => e.text.includes('"session_id":"bench-dump"'));
+      const dumped = cri.filter((e) => isDumpLine(e.text));
+      d.written = dumped.length;
+      d.seq = seqCheck.summary(dumped.length);
       d.firstWrittenMs = dumped[0]?.ms;
       d.lastWrittenMs = dumped.at(-1)?.ms;
       d.writeSeconds = dumped.length ? (dumped.at(-1).ms - dumped[0].ms) / 1000 : undefined;
@@ -214,6 +278,7 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
     const status = pods.items?.[0]?.status?.containerStatuses?.find((c) => c.name === "claude");
     t.containerStartedAt = status?.state?.running?.startedAt ?? status?.state?.terminated?.startedAt;
     t.startedAtToOnLog = t.containerStartedAt ? t.firstOnLog - Date.parse(t.containerStartedAt) : undefined;
+    t.startedAtToFirstLine = t.containerStartedAt && t.firstLineMs ? t.firstLineMs - Date.parse(t.containerStartedAt) : undefined;
   }
   if (dump) {
     const hwm = readFileSync("/proc/self/status", "utf8").match(/VmHWM:\s+(\d+) kB/);

@@ -6,11 +6,11 @@
 // testbed's CA key), and `npm run build` (the release addon).
 //
 // Settings (environment): BENCH_LATENCY_RUNS (default 5), BENCH_LONG_SECONDS (default 120),
-// BENCH_DUMP_MIB (default 50).
+// BENCH_DUMP_MIB (default 50), BENCH_SYNC_ONLOG=1 (the dump runs' onLog returns no Promise).
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { requestKind, startAudit } from "./audit.mjs";
-import { deleteNamespace, followDirectly, median, namespaceFor, runJob } from "./job.mjs";
+import { DUMP_HEAD, DUMP_SEQ_BASE, DUMP_SEQ_DIGITS, DUMP_TAIL, deleteNamespace, followDirectly, median, namespaceFor, runJob } from "./job.mjs";
 
 const LATENCY_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 5);
 const LONG_SECONDS = Number(process.env.BENCH_LONG_SECONDS ?? 120);
@@ -18,6 +18,8 @@ const DUMP_MIB = Number(process.env.BENCH_DUMP_MIB ?? 50);
 /** After a run resolves, how long to wait before reading the audit log (events are written as
  * requests complete; a watch the adapter closed completes a moment later). */
 const AUDIT_SETTLE_MS = 1500;
+/** Size of each dump line, newline included. */
+const DUMP_LINE_BYTES = 1024;
 /** How long the direct follower of the dump run waits for its pod to run. */
 const DIRECT_FOLLOW_WAIT_MS = 60_000;
 
@@ -106,18 +108,21 @@ function dumpInChild(kubeconfig, namespace) {
  */
 async function dumpChild(kubeconfig, namespace) {
   const bytes = DUMP_MIB * 1024 * 1024;
-  const line = dumpLine(1024);
-  const prompt = `USE_TOOL CMD[yes '${line}' | head -c ${bytes} > /proc/1/fd/1]`;
-  const run = await runJob({ name: `dump-${DUMP_MIB}m`, prompt, kubeconfig, dump: true, retainJobs: true, namespace });
+  const lines = bytes / DUMP_LINE_BYTES;
+  const prompt = `USE_TOOL CMD[seq ${DUMP_SEQ_BASE + 1} ${DUMP_SEQ_BASE + lines} | sed 's/.*/${dumpLine(DUMP_LINE_BYTES)}/' > /proc/1/fd/1]`;
+  const syncOnLog = process.env.BENCH_SYNC_ONLOG === "1";
+  const run = await runJob({ name: `dump-${DUMP_MIB}m`, prompt, kubeconfig, dump: true, retainJobs: true, syncOnLog, namespace });
   deleteNamespace(run.namespace);
   process.stdout.write(JSON.stringify(run.dump));
 }
 
-/** A stream-json `stream_event` line of exactly `size` bytes with its newline (no `]`: CMD[...]). */
+/**
+ * sed's replacement making a stream-json `stream_event` line of exactly `size` bytes with its
+ * newline from a DUMP_SEQ_DIGITS-digit sequence number (`&`); no `]` (CMD[...] ends at one).
+ */
 function dumpLine(size) {
-  const head = '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"';
-  const tail = '"}},"session_id":"bench-dump"}';
-  return head + "x".repeat(size - 1 - head.length - tail.length) + tail;
+  const filler = "x".repeat(size - 1 - DUMP_HEAD.length - DUMP_SEQ_DIGITS - DUMP_TAIL.length);
+  return `${DUMP_HEAD}&${filler}${DUMP_TAIL}`;
 }
 
 function report(runs, apiCounts, dump, dumpWithDirect) {
@@ -127,19 +132,21 @@ function report(runs, apiCounts, dump, dumpWithDirect) {
 
   out("\n== 1. container exit -> execute() resolved (Date.now() vs CRI timestamps, same host clock)");
   for (const r of ok) {
-    out(`  ${r.name.padEnd(10)} CLI's last line -> resolved ${ms(r.lastCliToResolved).padStart(8)} | exit marker -> resolved ${ms(r.markerToResolved).padStart(8)} | marker written -> at onLog ${ms(r.markerToOnLog).padStart(7)} | marker at onLog -> resolved ${ms(r.onLogMarkerToResolved).padStart(7)}`);
+    out(`  ${r.name.padEnd(10)} CLI's last line -> resolved ${ms(r.lastCliToResolved).padStart(8)} | exit marker -> resolved ${ms(r.markerToResolved).padStart(8)} | marker written -> at onLog ${ms(r.markerToOnLog).padStart(7)} | marker at onLog -> resolved ${ms(r.onLogMarkerToResolved).padStart(7)} | CLI's last line -> marker written (the CLI exiting) ${ms(r.lastCliToMarker).padStart(7)}`);
   }
   rows.push(["CLI's last line -> execute resolved", stat(ok.map((r) => r.lastCliToResolved)), "1.3-1.5 s", "<= 150 ms"]);
   rows.push(["exit marker -> execute resolved", stat(ok.map((r) => r.markerToResolved)), "-", "<= 150 ms"]);
+  rows.push(["  of which the CLI exiting (last line -> marker)", stat(ok.map((r) => r.lastCliToMarker)), "-", "-"]);
 
   out("\n== 2. container start -> first line at onLog");
   for (const r of ok) {
-    out(`  ${r.name.padEnd(10)} first line written -> onLog ${ms(r.firstLineToOnLog).padStart(7)} | startedAt (1 s resolution) -> onLog ${ms(r.startedAtToOnLog).padStart(8)} | startedAt ${r.containerStartedAt}`);
+    out(`  ${r.name.padEnd(10)} first line written -> onLog ${ms(r.firstLineToOnLog).padStart(7)} | startedAt (1 s resolution) -> onLog ${ms(r.startedAtToOnLog).padStart(8)} | startedAt -> first line written (the CLI starting) ${ms(r.startedAtToFirstLine).padStart(8)} | startedAt ${r.containerStartedAt}`);
   }
   const opened = ok.filter((r) => r.logOpenedAfterFirstLine !== undefined);
   if (opened.length) out(`  adapter's pods/log request received by the apiserver (audit) - first line written: ${stat(opened.map((r) => r.logOpenedAfterFirstLine))} (positive: the line was already waiting when the follow began)`);
   rows.push(["first log line written -> onLog", stat(ok.map((r) => r.firstLineToOnLog)), "-", "<= 100 ms"]);
   rows.push(["container startedAt -> first onLog", stat(ok.map((r) => r.startedAtToOnLog)), "1.8 s", "<= 100 ms"]);
+  rows.push(["  of which the CLI starting (startedAt -> line)", stat(ok.map((r) => r.startedAtToFirstLine)), "-", "-"]);
 
   out("\n== 3. Kubernetes API requests per run (apiserver audit log, user bench)");
   for (const r of apiCounts) {
@@ -151,8 +158,10 @@ function report(runs, apiCounts, dump, dumpWithDirect) {
 
   out(`\n== 4. log throughput: ${DUMP_MIB} MiB of 1 KiB stream-json lines written into the container log`);
   out(`  ${dump.lines} dump lines, ${(dump.bytes / 1e6).toFixed(1)} MB at onLog in ${dump.seconds.toFixed(2)} s; written by the container in ${dump.writeSeconds?.toFixed(2) ?? "n/a"} s (CRI timestamps), last line written -> onLog ${ms(dump.lagLastMs)}`);
+  const lost = (seq) => `${seq.received} received, ${seq.missing} missing${seq.gaps.length ? ` (lines ${seq.gaps.join(", ")})` : ""}, ${seq.backwards} out of order`;
+  if (dump.seq) out(`  completeness: the container wrote ${dump.written} dump lines; at onLog ${lost(dump.seq)}`);
   if (dump.lag) out(`  line written -> at onLog: first ${ms(dump.lag.first)}, median ${ms(dump.lag.median)}, max ${ms(dump.lag.max)}, last ${ms(dump.lag.last)}`);
-  if (dump.ceiling) out(`  without the adapter: the finished log (${dump.ceiling.mb.toFixed(1)} MB with timestamps) read through the apiserver in ${dump.ceiling.seconds.toFixed(2)} s = ${(dump.ceiling.mb / dump.ceiling.seconds).toFixed(1)} MB/s (kubelet + apiserver ceiling)`);
+  if (dump.ceiling) out(`  without the adapter: the finished log (${dump.ceiling.mb.toFixed(1)} MB with timestamps) read through the apiserver in ${dump.ceiling.seconds.toFixed(2)} s = ${(dump.ceiling.mb / dump.ceiling.seconds).toFixed(1)} MB/s (kubelet + apiserver ceiling; after a rotation the kubelet serves only the current file)`);
   out(`  whole node process (node + addon) over the run: CPU ${dump.cpuSeconds.toFixed(2)} s (${(dump.cpuSeconds / (dump.bytes / 1e6)).toFixed(4)} s/MB), peak RSS ${dump.peakRssMiB.toFixed(0)} MiB (VmHWM; ${dump.baseRssMiB.toFixed(0)} MiB before the run)`);
   out(`  run result: exit ${dump.exitCode}${dump.errorCode ? `, errorCode ${dump.errorCode}` : ""}; ${dump.apiRequests} API requests`);
   const w = dumpWithDirect;
@@ -161,9 +170,13 @@ function report(runs, apiCounts, dump, dumpWithDirect) {
     out("  second dump run, its log followed at the same time by the adapter and directly (plain HTTPS follow, timestamps=true, admin identity):");
     out(`    adapter at onLog: ${(w.bytes / 1e6 / w.seconds).toFixed(1)} MB/s first -> last; first line lag ${ms(w.lag?.first)}, last ${ms(w.lag?.last)}`);
     out(`    direct follow:    ${(w.bytes / 1e6 / ((dd.lastAt - dd.firstAt) / 1000)).toFixed(1)} MB/s first -> last; first line lag ${ms(dd.firstAt - w.firstWrittenMs)}, last ${ms(dd.lastAt - w.lastWrittenMs)}`);
+    if (w.seq) out(`    completeness: written ${w.written}; adapter ${lost(w.seq)}; direct follow ${lost(dd.check.summary(w.written))}`);
     out(`    container wrote it in ${w.writeSeconds?.toFixed(2)} s (${(w.bytes / 1e6 / w.writeSeconds).toFixed(1)} MB/s)`);
   }
   rows.push(["log throughput, first -> last line at onLog", `${(dump.bytes / 1e6 / dump.seconds).toFixed(1)} MB/s`, "47-78 MB/s", ">= 50 MB/s"]);
+  rows.push(["  the container's own write rate (CRI stamps)", dump.writeSeconds ? `${(dump.bytes / 1e6 / dump.writeSeconds).toFixed(1)} MB/s` : "n/a", "-", "-"]);
+  rows.push(["  lag line written -> onLog (median / last)", dump.lag ? `${ms(dump.lag.median)} / ${ms(dump.lag.last)}` : "n/a", "-", "-"]);
+  rows.push(["  dump lines lost at onLog", dump.seq ? `${dump.seq.missing} of ${dump.written}` : "n/a", "-", "0"]);
   rows.push(["CPU (node+addon) for the run", `${dump.cpuSeconds.toFixed(2)} s (${(dump.cpuSeconds / (dump.bytes / 1e6) * 1000).toFixed(1)} ms/MB)`, "0.4-1.5 s", "-"]);
   rows.push(["peak RSS of the process", `${dump.peakRssMiB.toFixed(0)} MiB`, "260-460 MiB", "-"]);
 
