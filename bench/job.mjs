@@ -194,38 +194,39 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
   };
 
   const t = { name, namespace, containerLines: 0 };
-  const lines = [];
   const d = { lines: 0, bytes: 0, first: undefined, last: undefined };
   const dumpOnLog = [];
   const seqCheck = new SeqCheck();
   let podRead;
   let criRead;
+  // A chunk may hold several lines (an adapter may batch them); each counts with the chunk's time.
   const onLogSync = (_stream, chunk) => {
     const now = Date.now();
-    if (!isContainerLine(chunk)) return;
-    t.containerLines += 1;
-    if (t.firstOnLog === undefined) {
-      t.firstOnLog = now;
-      podRead = request(admin, "GET", `/api/v1/namespaces/${namespace}/pods`);
-    }
-    if (dump) {
-      if (isDumpLine(chunk)) {
-        seqCheck.observe(chunk);
+    const chunkLines = chunk.split("\n");
+    if (chunkLines.at(-1) === "") chunkLines.pop();
+    for (const line of chunkLines) {
+      if (!isContainerLine(line)) continue;
+      t.containerLines += 1;
+      if (t.firstOnLog === undefined) {
+        t.firstOnLog = now;
+        podRead = request(admin, "GET", `/api/v1/namespaces/${namespace}/pods`);
+      }
+      if (dump && isDumpLine(line)) {
+        seqCheck.observe(line);
         d.lines += 1;
-        d.bytes += chunk.length;
+        d.bytes += line.length + 1;
         d.first ??= now;
         d.last = now;
         dumpOnLog.push(now);
       }
-    } else {
-      lines.push(chunk);
-    }
-    if (chunk.startsWith(EXIT_MARKER)) {
-      t.markerOnLog = now;
-      // Read the CRI log now: without retainJobs the pod (and its log) goes with the Job.
-      if (!retainJobs) criRead = new Promise((resolve) => setImmediate(() => resolve(readCriLog(namespace))));
+      if (line.startsWith(EXIT_MARKER)) {
+        t.markerOnLog = now;
+        // Read the CRI log now: without retainJobs the pod (and its log) goes with the Job.
+        if (!retainJobs) criRead = new Promise((resolve) => setImmediate(() => resolve(readCriLog(namespace))));
+      }
     }
   };
+
   // Paperclip's onLog is async (it returns a Promise the adapter awaits); `syncOnLog` returns
   // nothing instead, which spares the adapter the await: the difference is that await's cost.
   const onLog = syncOnLog ? onLogSync : async (stream, chunk) => onLogSync(stream, chunk);

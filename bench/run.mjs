@@ -40,6 +40,7 @@ async function main() {
   const apiCounts = [];
   let dump;
   let dumpWithDirect;
+  const dumpNamespaces = [];
   try {
     for (let i = 1; i <= LATENCY_RUNS; i++) {
       runs.push(await measured(audit, `hello-${i}`, "Say hello."));
@@ -51,16 +52,20 @@ async function main() {
     runs.push(apiCounts.at(-1));
     say(`the ${DUMP_MIB} MiB transcript, in a fresh node process (its CPU and RSS alone)`);
     const from = Date.now();
-    dump = await dumpInChild(audit.kubeconfig, namespaceFor(`dump-${DUMP_MIB}m`));
+    dumpNamespaces.push(namespaceFor(`dump-${DUMP_MIB}m`));
+    dump = await dumpInChild(audit.kubeconfig, dumpNamespaces[0]);
     const to = Date.now();
     await new Promise((r) => setTimeout(r, AUDIT_SETTLE_MS));
     dump.apiRequests = audit.events(from, to + AUDIT_SETTLE_MS).length;
     say("again, with the same log also followed directly by this process (no adapter), for comparison");
     const namespace = namespaceFor(`dump-${DUMP_MIB}m-direct`);
+    dumpNamespaces.push(namespace);
     const direct = followDirectly(namespace, Date.now() + DIRECT_FOLLOW_WAIT_MS);
     dumpWithDirect = await dumpInChild(audit.kubeconfig, namespace);
     dumpWithDirect.direct = await direct;
   } finally {
+    // The child deletes its namespace; again here in case it failed first (a 404 is fine).
+    dumpNamespaces.forEach(deleteNamespace);
     await audit.stop();
   }
 
