@@ -99,6 +99,7 @@ function readCriLog(ns) {
     entries.push({ ms: criMs(raw.slice(0, a)), text: pending });
     pending = "";
   }
+  entries.rotations = rotated.length;
   return entries;
 }
 
@@ -262,6 +263,7 @@ export async function runJob({ name, prompt, kubeconfig, dump = false, retainJob
     if (dump) {
       const dumped = cri.filter((e) => isDumpLine(e.text));
       d.written = dumped.length;
+      d.rotations = cri.rotations;
       d.seq = seqCheck.summary(dumped.length);
       d.firstWrittenMs = dumped[0]?.ms;
       d.lastWrittenMs = dumped.at(-1)?.ms;

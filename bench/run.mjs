@@ -164,7 +164,7 @@ function report(runs, apiCounts, dump, dumpWithDirect) {
   out(`\n== 4. log throughput: ${DUMP_MIB} MiB of 1 KiB stream-json lines written into the container log`);
   out(`  ${dump.lines} dump lines, ${(dump.bytes / 1e6).toFixed(1)} MB at onLog in ${dump.seconds.toFixed(2)} s; written by the container in ${dump.writeSeconds?.toFixed(2) ?? "n/a"} s (CRI timestamps), last line written -> onLog ${ms(dump.lagLastMs)}`);
   const lost = (seq) => `${seq.received} received, ${seq.missing} missing${seq.gaps.length ? ` (lines ${seq.gaps.join(", ")})` : ""}, ${seq.backwards} out of order`;
-  if (dump.seq) out(`  completeness: the container wrote ${dump.written} dump lines; at onLog ${lost(dump.seq)}`);
+  if (dump.seq) out(`  completeness: the container wrote ${dump.written} dump lines (log rotated ${dump.rotations} time(s) meanwhile); at onLog ${lost(dump.seq)}`);
   if (dump.lag) out(`  line written -> at onLog: first ${ms(dump.lag.first)}, median ${ms(dump.lag.median)}, max ${ms(dump.lag.max)}, last ${ms(dump.lag.last)}`);
   if (dump.ceiling) out(`  without the adapter: the finished log (${dump.ceiling.mb.toFixed(1)} MB with timestamps) read through the apiserver in ${dump.ceiling.seconds.toFixed(2)} s = ${(dump.ceiling.mb / dump.ceiling.seconds).toFixed(1)} MB/s (kubelet + apiserver ceiling; after a rotation the kubelet serves only the current file)`);
   out(`  whole node process (node + addon) over the run: CPU ${dump.cpuSeconds.toFixed(2)} s (${(dump.cpuSeconds / (dump.bytes / 1e6)).toFixed(4)} s/MB), peak RSS ${dump.peakRssMiB.toFixed(0)} MiB (VmHWM; ${dump.baseRssMiB.toFixed(0)} MiB before the run)`);
