@@ -21,6 +21,20 @@ export const DUMP_HEAD = '{"type":"stream_event","event":{"type":"content_block_
 export const DUMP_TAIL = '"}},"session_id":"bench-dump"}';
 export const DUMP_SEQ_BASE = 100_000;
 export const DUMP_SEQ_DIGITS = 6;
+/** Size of each dump line, newline included. */
+export const DUMP_LINE_BYTES = 1024;
+
+/**
+ * The shell command (for CMD[...]: no `]`) writing dump lines number `from + 1` to `from + count`
+ * straight into the container's stdout: /proc/1/fd/1 is the wrapper shell's stdout (PID 1 of the
+ * container), i.e. the container log, so the lines bypass the CLI's capture of tool output.
+ */
+export function dumpCommand(from, count) {
+  const filler = "x".repeat(DUMP_LINE_BYTES - 1 - DUMP_HEAD.length - DUMP_SEQ_DIGITS - DUMP_TAIL.length);
+  const first = DUMP_SEQ_BASE + from + 1;
+  return `seq ${first} ${first + count - 1} | sed 's/.*/${DUMP_HEAD}&${filler}${DUMP_TAIL}/' > /proc/1/fd/1`;
+}
+
 const isDumpLine = (line) => line.startsWith(DUMP_HEAD) && line.includes(DUMP_TAIL);
 
 /** Checks the dump lines' sequence numbers: how many arrived, were skipped, came out of order. */
@@ -113,7 +127,8 @@ function criMs(ts) {
  * Follows the claude container's log of the (only) pod in `ns` directly through the apiserver
  * (admin identity, timestamps=true, as the adapter does), from when the container runs, noting
  * when the first and last chunk holding a dump line arrive. For comparison with the adapter: the
- * same pipeline minus the adapter. Resolves { firstAt, lastAt, bytes } when the stream ends.
+ * same pipeline minus the adapter. Resolves { firstAt, lastAt, bytes, check } when the stream
+ * ends, or undefined when no pod started before `deadlineMs`.
  */
 export async function followDirectly(ns, deadlineMs) {
   let pod;
@@ -122,7 +137,8 @@ export async function followDirectly(ns, deadlineMs) {
     await new Promise((r) => setTimeout(r, 100));
     const list = await request(admin, "GET", `/api/v1/namespaces/${ns}/pods`).catch(() => undefined);
     const items = list?.status === 200 ? JSON.parse(list.body).items : [];
-    const running = items.find((p) => p.status?.containerStatuses?.some((c) => c.name === "claude" && c.state?.running));
+    const started = (c) => c.name === "claude" && (c.state?.running || c.state?.terminated);
+    const running = items.find((p) => p.status?.containerStatuses?.some(started));
     pod = running?.metadata?.name;
   }
   const url = new URL(`/api/v1/namespaces/${ns}/pods/${pod}/log?container=claude&timestamps=true&follow=true`, admin.server);

@@ -4,7 +4,7 @@
 // Prints how many lines each reader got and which were lost, and the run's result. Not part of
 // `npm run bench` (a correctness probe, not a speed figure); about 40 s. Needs root and the testbed.
 import { join } from "node:path";
-import { DUMP_HEAD, DUMP_SEQ_BASE, DUMP_SEQ_DIGITS, DUMP_TAIL, deleteNamespace, followDirectly, namespaceFor, runJob } from "./job.mjs";
+import { deleteNamespace, dumpCommand, followDirectly, namespaceFor, runJob } from "./job.mjs";
 import { TESTBED_DIR } from "./audit.mjs";
 
 /** Lines per batch (1 KiB each): 12 MiB. */
@@ -15,10 +15,7 @@ const PAUSE_SECONDS = 6;
 /** How long to wait for the direct follow to end once the run resolved. */
 const DIRECT_GRACE_MS = 3000;
 
-const filler = "x".repeat(1024 - 1 - DUMP_HEAD.length - DUMP_SEQ_DIGITS - DUMP_TAIL.length);
-const batch = (i) =>
-  `seq ${DUMP_SEQ_BASE + 1 + i * BATCH_LINES} ${DUMP_SEQ_BASE + (i + 1) * BATCH_LINES} | sed 's/.*/${DUMP_HEAD}&${filler}${DUMP_TAIL}/' > /proc/1/fd/1`;
-const cmd = Array.from({ length: BATCHES }, (_, i) => batch(i)).join(`; sleep ${PAUSE_SECONDS}; `);
+const cmd = Array.from({ length: BATCHES }, (_, i) => dumpCommand(i * BATCH_LINES, BATCH_LINES)).join(`; sleep ${PAUSE_SECONDS}; `);
 
 const name = "rotation";
 const namespace = namespaceFor(name);

@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { requestKind, startAudit } from "./audit.mjs";
-import { DUMP_HEAD, DUMP_SEQ_BASE, DUMP_SEQ_DIGITS, DUMP_TAIL, deleteNamespace, followDirectly, median, namespaceFor, runJob } from "./job.mjs";
+import { DUMP_LINE_BYTES, deleteNamespace, dumpCommand, followDirectly, median, namespaceFor, runJob } from "./job.mjs";
 
 const LATENCY_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 5);
 const LONG_SECONDS = Number(process.env.BENCH_LONG_SECONDS ?? 120);
@@ -18,8 +18,8 @@ const DUMP_MIB = Number(process.env.BENCH_DUMP_MIB ?? 50);
 /** After a run resolves, how long to wait before reading the audit log (events are written as
  * requests complete; a watch the adapter closed completes a moment later). */
 const AUDIT_SETTLE_MS = 1500;
-/** Size of each dump line, newline included. */
-const DUMP_LINE_BYTES = 1024;
+/** How long the direct follow may take to end after the dump run resolved. */
+const DIRECT_GRACE_MS = 5000;
 /** How long the direct follower of the dump run waits for its pod to run. */
 const DIRECT_FOLLOW_WAIT_MS = 60_000;
 
@@ -62,7 +62,8 @@ async function main() {
     dumpNamespaces.push(namespace);
     const direct = followDirectly(namespace, Date.now() + DIRECT_FOLLOW_WAIT_MS);
     dumpWithDirect = await dumpInChild(audit.kubeconfig, namespace);
-    dumpWithDirect.direct = await direct;
+    const late = new Promise((r) => setTimeout(() => r(undefined), DIRECT_GRACE_MS).unref());
+    dumpWithDirect.direct = await Promise.race([direct, late]);
   } finally {
     // The child deletes its namespace; again here in case it failed first (a 404 is fine).
     dumpNamespaces.forEach(deleteNamespace);
@@ -113,21 +114,11 @@ function dumpInChild(kubeconfig, namespace) {
  */
 async function dumpChild(kubeconfig, namespace) {
   const bytes = DUMP_MIB * 1024 * 1024;
-  const lines = bytes / DUMP_LINE_BYTES;
-  const prompt = `USE_TOOL CMD[seq ${DUMP_SEQ_BASE + 1} ${DUMP_SEQ_BASE + lines} | sed 's/.*/${dumpLine(DUMP_LINE_BYTES)}/' > /proc/1/fd/1]`;
+  const prompt = `USE_TOOL CMD[${dumpCommand(0, bytes / DUMP_LINE_BYTES)}]`;
   const syncOnLog = process.env.BENCH_SYNC_ONLOG === "1";
   const run = await runJob({ name: `dump-${DUMP_MIB}m`, prompt, kubeconfig, dump: true, retainJobs: true, syncOnLog, namespace });
   deleteNamespace(run.namespace);
   process.stdout.write(JSON.stringify(run.dump));
-}
-
-/**
- * sed's replacement making a stream-json `stream_event` line of exactly `size` bytes with its
- * newline from a DUMP_SEQ_DIGITS-digit sequence number (`&`); no `]` (CMD[...] ends at one).
- */
-function dumpLine(size) {
-  const filler = "x".repeat(size - 1 - DUMP_HEAD.length - DUMP_SEQ_DIGITS - DUMP_TAIL.length);
-  return `${DUMP_HEAD}&${filler}${DUMP_TAIL}`;
 }
 
 function report(runs, apiCounts, dump, dumpWithDirect) {
