@@ -459,7 +459,10 @@ async fn follow_run<S: Sink>(
             container: CLAUDE_CONTAINER.to_owned(),
             limit_bytes_per_request: None,
         };
-        logs::follow(apis.pods.clone(), pod.to_owned(), params)
+        logs::read_ahead(
+            logs::follow(apis.pods.clone(), pod.to_owned(), params),
+            logs::READ_AHEAD_BYTES,
+        )
     };
     let (mut progress, mut pod) = match start {
         Start::Launched => {
@@ -513,17 +516,15 @@ async fn follow_run<S: Sink>(
                     return Err(Failure::new(ErrorCode::PodScheduleFailed, message));
                 }
             },
-            next = next_of(&mut lines), if logs_open => match next {
-                Some(Ok(line)) => {
-                    let marker = manifest::exit_marker(&line.text);
-                    if marker.is_none() {
-                        transcript.observe_line(&line.text);
-                    }
-                    let mut chunk = line.text;
-                    chunk.push('\n');
-                    sink.on_log(LogStream::Stdout, chunk).await?;
+            batch = next_batch_of(&mut lines), if logs_open => match batch {
+                Some(batch) => {
+                    let delivered = deliver(sink, batch, transcript).await?;
                     keepalive = Instant::now() + KEEPALIVE_AFTER;
-                    match marker {
+                    if let Some(err) = delivered.error {
+                        sink.on_log(LogStream::Stderr, format!("[claude_k8s] {}\n", chain(&err))).await?;
+                        logs_open = false;
+                    }
+                    match delivered.exit_code {
                         // A failed exit under a deadline may be the deadline's SIGTERM: let the
                         // Job's condition say so before settling.
                         Some(code) if code != 0 && deadline.is_some() && ended.is_none() => {
@@ -534,10 +535,6 @@ async fn follow_run<S: Sink>(
                         Some(code) => break Verdict::Exited { code, job_end: ended },
                         None => {}
                     }
-                }
-                Some(Err(err)) => {
-                    sink.on_log(LogStream::Stderr, format!("[claude_k8s] {}\n", chain(&err))).await?;
-                    logs_open = false;
                 }
                 None => logs_open = false,
             },
@@ -565,6 +562,58 @@ async fn follow_run<S: Sink>(
         }
     };
     Ok(Followed { verdict, pod })
+}
+
+/// What one batch of log lines held besides lines.
+struct Delivered {
+    /// The exit marker's code, when the batch ended with it.
+    exit_code: Option<i32>,
+    /// The follower's error, when the batch ended with one.
+    error: Option<logs::Error>,
+}
+
+/// Hands a batch of lines to `onLog` as one chunk, in order, each line also to the transcript.
+async fn deliver<S: Sink>(
+    sink: &S,
+    batch: logs::Batch,
+    transcript: &mut Transcript,
+) -> Result<Delivered, Failure> {
+    let mut chunk = String::new();
+    let mut delivered = Delivered {
+        exit_code: None,
+        error: None,
+    };
+    for item in batch.items {
+        match item {
+            Ok(line) => {
+                delivered.exit_code = manifest::exit_marker(&line.text);
+                if delivered.exit_code.is_none() {
+                    transcript.observe_line(&line.text);
+                }
+                chunk.push_str(&line.text);
+                chunk.push('\n');
+                if delivered.exit_code.is_some() {
+                    break;
+                }
+            }
+            Err(err) => {
+                delivered.error = Some(err);
+                break;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        sink.on_log(LogStream::Stdout, chunk).await?;
+    }
+    Ok(delivered)
+}
+
+/// The next batch of a log being read, if one is; never ready while none is.
+async fn next_batch_of(lines: &mut Option<logs::ReadAhead>) -> Option<logs::Batch> {
+    match lines {
+        Some(lines) => lines.next_batch().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next item of an optional stream; never ready while there is none.

@@ -148,11 +148,15 @@ async fn delete_all(
     job: Option<&str>,
     secret_names: &[String],
 ) -> Result<(), kube::Error> {
-    let job_result = match job {
-        Some(name) => delete_job(jobs, name).await,
-        None => Ok(()),
+    let delete_the_job = async {
+        match job {
+            Some(name) => delete_job(jobs, name).await,
+            None => Ok(()),
+        }
     };
-    let secrets_result = delete_secrets(secrets, secret_names).await;
+    // Both at once: the run resolves one round trip sooner.
+    let (job_result, secrets_result) =
+        tokio::join!(delete_the_job, delete_secrets(secrets, secret_names));
     job_result.and(secrets_result)
 }
 

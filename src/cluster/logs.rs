@@ -2,15 +2,19 @@
 //! the stream drops and is resumed. It never decides when a run ends: the Job's condition does.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::io::{AsyncBufRead, AsyncBufReadExt};
 use futures::stream::{self, BoxStream};
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use kube::runtime::wait::await_condition;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::AbortOnDropHandle;
 
 /// First pause before reconnecting a dropped log stream; short, because a drop is usually a single
 /// proxy or apiserver hiccup and every millisecond here is lag the user sees.
@@ -118,6 +122,76 @@ pub fn follow(
     Box::pin(stream::try_unfold(follower, |mut follower| async move {
         Ok(follower.next_line().await?.map(|line| (line, follower)))
     }))
+}
+
+/// How many bytes of lines the follower may read ahead of a slow consumer: enough to keep reading
+/// while the consumer hands a batch to Paperclip, small enough to bound memory.
+pub const READ_AHEAD_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most bytes of lines one [`ReadAhead::next_batch`] hands over (one `onLog` chunk).
+pub const BATCH_BYTES: usize = 1024 * 1024;
+
+/// A follower running in its own task, up to [`READ_AHEAD_BYTES`] ahead of its consumer, so reading
+/// the log and delivering it overlap: a consumer that awaits each delivery (a hop to the JS thread
+/// and back) no longer stalls the reading, and a kubelet log rotation is less likely to overtake
+/// the reader. Memory stays bounded: the follower waits while the budget is used up.
+pub struct ReadAhead {
+    queue: mpsc::UnboundedReceiver<(Result<LogLine>, OwnedSemaphorePermit)>,
+    _reader: AbortOnDropHandle<()>,
+}
+
+/// Lines taken from a [`ReadAhead`] in one go; their bytes count against the read-ahead budget
+/// until the batch is dropped.
+pub struct Batch {
+    /// The lines, in order; an error, if any, is the last item.
+    pub items: Vec<Result<LogLine>>,
+    _budget: Vec<OwnedSemaphorePermit>,
+}
+
+/// Starts reading `lines` ahead of the consumer (see [`ReadAhead`]); must run inside tokio.
+pub fn read_ahead(mut lines: BoxStream<'static, Result<LogLine>>, max_bytes: usize) -> ReadAhead {
+    let budget = Arc::new(Semaphore::new(max_bytes));
+    let (queue_tx, queue) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(item) = lines.next().await {
+            let size = item
+                .as_ref()
+                .map_or(1, |line| line.text.len())
+                .clamp(1, max_bytes);
+            let Ok(permit) = Arc::clone(&budget).acquire_many_owned(size as u32).await else {
+                break;
+            };
+            if queue_tx.send((item, permit)).is_err() {
+                break;
+            }
+        }
+    });
+    ReadAhead {
+        queue,
+        _reader: AbortOnDropHandle::new(reader),
+    }
+}
+
+impl ReadAhead {
+    /// Waits for the next line, then takes every line already read, up to [`BATCH_BYTES`]. `None`
+    /// once the follower has ended and everything was taken.
+    pub async fn next_batch(&mut self) -> Option<Batch> {
+        let first = self.queue.recv().await?;
+        let mut bytes = first.0.as_ref().map_or(0, |line| line.text.len());
+        let (mut items, mut budget) = (vec![first.0], vec![first.1]);
+        while bytes < BATCH_BYTES {
+            let Ok((item, permit)) = self.queue.try_recv() else {
+                break;
+            };
+            bytes += item.as_ref().map_or(0, |line| line.text.len());
+            items.push(item);
+            budget.push(permit);
+        }
+        Some(Batch {
+            items,
+            _budget: budget,
+        })
+    }
 }
 
 fn reconnect_backoff() -> ExponentialBackoff {
@@ -441,6 +515,56 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    fn numbered(n: usize, size: usize) -> BoxStream<'static, Result<LogLine>> {
+        let lines = (0..n).map(move |i| {
+            Ok(LogLine {
+                text: format!("{i:0size$}"),
+                timestamp: Timestamp::UNIX_EPOCH,
+            })
+        });
+        Box::pin(stream::iter(lines))
+    }
+
+    #[tokio::test]
+    async fn read_ahead_hands_over_every_line_in_order_in_bounded_batches() {
+        let mut ahead = read_ahead(numbered(5000, 1000), 64 * 1024);
+        let mut seen = Vec::new();
+        while let Some(batch) = ahead.next_batch().await {
+            let bytes: usize = batch
+                .items
+                .iter()
+                .map(|l| l.as_ref().unwrap().text.len())
+                .sum();
+            assert!(
+                bytes <= 64 * 1024,
+                "a batch holds at most the read-ahead budget"
+            );
+            seen.extend(batch.items.into_iter().map(|l| l.unwrap().text));
+        }
+        let expected: Vec<String> = (0..5000).map(|i| format!("{i:01000}")).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test]
+    async fn read_ahead_stops_reading_while_the_budget_is_used_up() {
+        let mut ahead = read_ahead(numbered(100, 1000), 10_000);
+        let held = ahead.next_batch().await.unwrap();
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let queued = ahead.queue.len();
+        assert!(
+            held.items.len() + queued <= 10,
+            "read {} + {queued} lines of 1000 bytes with a 10,000-byte budget",
+            held.items.len()
+        );
+        let mut total = held.items.len();
+        drop(held);
+        while let Some(batch) = ahead.next_batch().await {
+            total += batch.items.len();
+        }
+        assert_eq!(total, 100, "releasing the budget lets the reader finish");
     }
 
     #[test]

@@ -24,7 +24,11 @@ pub struct ConfigWarning {
 impl fmt::Display for ConfigWarning {
     /// The stderr line: `[claude_k8s] config key `<key>`: <message>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[claude_k8s] config key `{}`: {}", self.key, self.message)
+        write!(
+            f,
+            "[claude_k8s] config key `{}`: {}",
+            self.key, self.message
+        )
     }
 }
 
