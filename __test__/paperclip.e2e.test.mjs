@@ -26,6 +26,8 @@ const STALE_RUN_WINDOW_SEC = 300;
 const SCHEDULER_INTERVAL_MS = 10_000;
 /** How long the slow run streams: past the stale window plus a few reaper ticks. */
 const LONG_RUN_SEC = STALE_RUN_WINDOW_SEC + 40;
+/** SPEC §4's default heartbeat prompt: no keyword for the stand-in API, so a plain answer. */
+const DEFAULT_PROMPT_TEMPLATE = "You are agent {{agent.id}} ({{agent.name}}). Continue your Paperclip work.";
 /** Poll interval while waiting for server or cluster state; waits are bounded by each test's timeout. */
 const POLL_MS = 500;
 /** Bounds (not assertions) so a broken server or cluster fails the run instead of hanging it. */
@@ -230,29 +232,6 @@ for (const version of VERSIONS) {
       assert.ok((await turns(second)) > (await turns(firstRun)), "the resumed conversation carries the first turn");
     });
 
-    test("an issue assigned to the agent gets the run's summary as its comment", { timeout: RUN_TIMEOUT_MS }, async () => {
-      await agentIdle();
-      const issue = await server.api("POST", `/api/companies/${companyId}/issues`, {
-        title: "e2e: say hello",
-        description: "Reply with a greeting.",
-        assigneeAgentId: agentId,
-        status: "todo",
-      });
-      assert.equal(issue.status, 201, JSON.stringify(issue.body));
-      const issueRun = await until(async () => {
-        const runs = await server.api("GET", `/api/companies/${companyId}/heartbeat-runs?agentId=${agentId}`);
-        return runs.body.find((run) => run.contextSnapshot?.issueId === issue.body.id && run.invocationSource === "assignment");
-      });
-      const run = await finished(issueRun.id);
-      assert.equal(run.status, "succeeded", `${run.errorCode}: ${run.error}`);
-      const comment = await until(async () => {
-        const comments = await server.api("GET", `/api/issues/${issue.body.id}/comments`);
-        return comments.body.find((c) => c.authorAgentId === agentId && c.createdByRunId === run.id);
-      });
-      assert.equal(comment.body, run.resultJson.summary);
-      assert.match(comment.body, /Hello from mock/);
-    });
-
     test("a cancel through the API ends the run cancelled and deletes its Job", { timeout: RUN_TIMEOUT_MS }, async () => {
       await agentIdle();
       await configure({ promptTemplate: "SLOW[600] You are agent {{agent.id}}. Take your time." });
@@ -279,6 +258,32 @@ for (const version of VERSIONS) {
       assert.ok(seconds > STALE_RUN_WINDOW_SEC, `the run lasted ${seconds} s, not past the ${STALE_RUN_WINDOW_SEC} s window`);
       const events = await server.api("GET", `/api/heartbeat-runs/${runId}/events`);
       assert.ok(!JSON.stringify(events.body).includes("process_lost"), "no process-loss event");
+    });
+
+    // Last: the server follows an issue run with disposition runs of its own, which would queue
+    // ahead of a later test's wake.
+    test("an issue assigned to the agent gets the run's summary as its comment", { timeout: RUN_TIMEOUT_MS }, async () => {
+      await agentIdle();
+      await configure({ promptTemplate: DEFAULT_PROMPT_TEMPLATE });
+      const issue = await server.api("POST", `/api/companies/${companyId}/issues`, {
+        title: "e2e: say hello",
+        description: "Reply with a greeting.",
+        assigneeAgentId: agentId,
+        status: "todo",
+      });
+      assert.equal(issue.status, 201, JSON.stringify(issue.body));
+      const issueRun = await until(async () => {
+        const runs = await server.api("GET", `/api/companies/${companyId}/heartbeat-runs?agentId=${agentId}`);
+        return runs.body.find((run) => run.contextSnapshot?.issueId === issue.body.id && run.invocationSource === "assignment");
+      });
+      const run = await finished(issueRun.id);
+      assert.equal(run.status, "succeeded", `${run.errorCode}: ${run.error}`);
+      const comment = await until(async () => {
+        const comments = await server.api("GET", `/api/issues/${issue.body.id}/comments`);
+        return comments.body.find((c) => c.authorAgentId === agentId && c.createdByRunId === run.id);
+      });
+      assert.equal(comment.body, run.resultJson.summary);
+      assert.match(comment.body, /Hello from mock/);
     });
   });
 }

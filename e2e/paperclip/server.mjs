@@ -117,7 +117,15 @@ export async function startServer(version, { port = 3100, env = {} } = {}) {
     },
   );
   fs.closeSync(log);
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  // Backstop: if this process exits without stop() (a crashed test), do not leave the server behind.
+  const orphanGuard = () => child.exitCode === null && child.signalCode === null && child.kill("SIGTERM");
+  process.once("exit", orphanGuard);
+  const exited = new Promise((resolve) =>
+    child.once("exit", (code, signal) => {
+      process.removeListener("exit", orphanGuard);
+      resolve({ code, signal });
+    }),
+  );
   let exitInfo = null;
   exited.then((info) => {
     exitInfo = info;
