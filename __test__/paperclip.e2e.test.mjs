@@ -170,6 +170,9 @@ for (const version of VERSIONS) {
         role: "engineer",
         adapterType: "claude_k8s",
         adapterConfig,
+        // The servers default to 20 concurrent runs per agent; one at a time keeps the server's own
+        // follow-up runs from racing the test's wakes into the adapter's concurrency guard.
+        runtimeConfig: { heartbeat: { maxConcurrentRuns: 1 } },
       });
       assert.equal(agent.status, 201, JSON.stringify(agent.body));
       agentId = agent.body.id;
