@@ -239,7 +239,12 @@ for (const version of VERSIONS) {
       await agentIdle();
       await configure({ promptTemplate: "SLOW[600] You are agent {{agent.id}}. Take your time." });
       const runId = await wake("e2e cancel");
-      await until(async () => (await runLogLines(server, runId)).some((line) => line.includes("Slow part")));
+      await until(async () =>
+        TERMINAL.has((await getRun(runId)).status) ||
+        (await runLogLines(server, runId)).some((line) => line.includes("Slow part")),
+      );
+      const streaming = await getRun(runId);
+      assert.equal(streaming.status, "running", `${streaming.errorCode}: ${streaming.error}`);
       assert.equal(jobsOfRun(namespace, runId).length, 1);
       const cancel = await server.api("POST", `/api/heartbeat-runs/${runId}/cancel`, {});
       assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
@@ -254,7 +259,9 @@ for (const version of VERSIONS) {
       await agentIdle();
       await configure({ promptTemplate: `SLOW[${LONG_RUN_SEC}] You are agent {{agent.id}}. Take your time.` });
       const runId = await wake("e2e long run");
-      await until(() => jobsOfRun(namespace, runId).length === 1);
+      await until(async () => jobsOfRun(namespace, runId).length === 1 || TERMINAL.has((await getRun(runId)).status));
+      const starting = await getRun(runId);
+      assert.equal(jobsOfRun(namespace, runId).length, 1, `no Job: run ${starting.status} ${starting.errorCode}: ${starting.error}`);
       const run = await finished(runId);
       assert.equal(run.status, "succeeded", `${run.errorCode}: ${run.error}`);
       const seconds = (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000;
