@@ -26,6 +26,8 @@ const STALE_RUN_WINDOW_SEC = 300;
 const SCHEDULER_INTERVAL_MS = 10_000;
 /** How long the slow run streams: past the stale window plus a few reaper ticks. */
 const LONG_RUN_SEC = STALE_RUN_WINDOW_SEC + 40;
+/** SPEC §4's default heartbeat prompt: no keyword for the stand-in API, so a plain answer. */
+const DEFAULT_PROMPT_TEMPLATE = "You are agent {{agent.id}} ({{agent.name}}). Continue your Paperclip work.";
 /** Poll interval while waiting for server or cluster state; waits are bounded by each test's timeout. */
 const POLL_MS = 500;
 /** Bounds (not assertions) so a broken server or cluster fails the run instead of hanging it. */
@@ -168,6 +170,9 @@ for (const version of VERSIONS) {
         role: "engineer",
         adapterType: "claude_k8s",
         adapterConfig,
+        // The servers default to 20 concurrent runs per agent; one at a time keeps the server's own
+        // follow-up runs from racing the test's wakes into the adapter's concurrency guard.
+        runtimeConfig: { heartbeat: { maxConcurrentRuns: 1 } },
       });
       assert.equal(agent.status, 201, JSON.stringify(agent.body));
       agentId = agent.body.id;
@@ -230,8 +235,46 @@ for (const version of VERSIONS) {
       assert.ok((await turns(second)) > (await turns(firstRun)), "the resumed conversation carries the first turn");
     });
 
+    test("a cancel through the API ends the run cancelled and deletes its Job", { timeout: RUN_TIMEOUT_MS }, async () => {
+      await agentIdle();
+      await configure({ promptTemplate: "SLOW[600] You are agent {{agent.id}}. Take your time." });
+      const runId = await wake("e2e cancel");
+      await until(async () =>
+        TERMINAL.has((await getRun(runId)).status) ||
+        (await runLogLines(server, runId)).some((line) => line.includes("Slow part")),
+      );
+      const streaming = await getRun(runId);
+      assert.equal(streaming.status, "running", `${streaming.errorCode}: ${streaming.error}`);
+      assert.equal(jobsOfRun(namespace, runId).length, 1);
+      const cancel = await server.api("POST", `/api/heartbeat-runs/${runId}/cancel`, {});
+      assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
+      assert.equal(cancel.body.status, "cancelled");
+      const run = await finished(runId);
+      assert.equal(run.status, "cancelled");
+      assert.equal(run.errorCode, "cancelled");
+      await until(() => jobsOfRun(namespace, runId).length === 0);
+    });
+
+    test("a run longer than the stale-run window is not reaped while its Job lives", { timeout: RUN_TIMEOUT_MS + LONG_RUN_SEC * 1000 }, async () => {
+      await agentIdle();
+      await configure({ promptTemplate: `SLOW[${LONG_RUN_SEC}] You are agent {{agent.id}}. Take your time.` });
+      const runId = await wake("e2e long run");
+      await until(async () => jobsOfRun(namespace, runId).length === 1 || TERMINAL.has((await getRun(runId)).status));
+      const starting = await getRun(runId);
+      assert.equal(jobsOfRun(namespace, runId).length, 1, `no Job: run ${starting.status} ${starting.errorCode}: ${starting.error}`);
+      const run = await finished(runId);
+      assert.equal(run.status, "succeeded", `${run.errorCode}: ${run.error}`);
+      const seconds = (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000;
+      assert.ok(seconds > STALE_RUN_WINDOW_SEC, `the run lasted ${seconds} s, not past the ${STALE_RUN_WINDOW_SEC} s window`);
+      const events = await server.api("GET", `/api/heartbeat-runs/${runId}/events`);
+      assert.ok(!JSON.stringify(events.body).includes("process_lost"), "no process-loss event");
+    });
+
+    // Last: the server follows an issue run with disposition runs of its own, which would queue
+    // ahead of a later test's wake.
     test("an issue assigned to the agent gets the run's summary as its comment", { timeout: RUN_TIMEOUT_MS }, async () => {
       await agentIdle();
+      await configure({ promptTemplate: DEFAULT_PROMPT_TEMPLATE });
       const issue = await server.api("POST", `/api/companies/${companyId}/issues`, {
         title: "e2e: say hello",
         description: "Reply with a greeting.",
@@ -251,34 +294,6 @@ for (const version of VERSIONS) {
       });
       assert.equal(comment.body, run.resultJson.summary);
       assert.match(comment.body, /Hello from mock/);
-    });
-
-    test("a cancel through the API ends the run cancelled and deletes its Job", { timeout: RUN_TIMEOUT_MS }, async () => {
-      await agentIdle();
-      await configure({ promptTemplate: "SLOW[600] You are agent {{agent.id}}. Take your time." });
-      const runId = await wake("e2e cancel");
-      await until(async () => (await runLogLines(server, runId)).some((line) => line.includes("Slow part")));
-      assert.equal(jobsOfRun(namespace, runId).length, 1);
-      const cancel = await server.api("POST", `/api/heartbeat-runs/${runId}/cancel`, {});
-      assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
-      assert.equal(cancel.body.status, "cancelled");
-      const run = await finished(runId);
-      assert.equal(run.status, "cancelled");
-      assert.equal(run.errorCode, "cancelled");
-      await until(() => jobsOfRun(namespace, runId).length === 0);
-    });
-
-    test("a run longer than the stale-run window is not reaped while its Job lives", { timeout: RUN_TIMEOUT_MS + LONG_RUN_SEC * 1000 }, async () => {
-      await agentIdle();
-      await configure({ promptTemplate: `SLOW[${LONG_RUN_SEC}] You are agent {{agent.id}}. Take your time.` });
-      const runId = await wake("e2e long run");
-      await until(() => jobsOfRun(namespace, runId).length === 1);
-      const run = await finished(runId);
-      assert.equal(run.status, "succeeded", `${run.errorCode}: ${run.error}`);
-      const seconds = (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000;
-      assert.ok(seconds > STALE_RUN_WINDOW_SEC, `the run lasted ${seconds} s, not past the ${STALE_RUN_WINDOW_SEC} s window`);
-      const events = await server.api("GET", `/api/heartbeat-runs/${runId}/events`);
-      assert.ok(!JSON.stringify(events.body).includes("process_lost"), "no process-loss event");
     });
   });
 }

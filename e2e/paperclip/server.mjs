@@ -117,7 +117,24 @@ export async function startServer(version, { port = 3100, env = {} } = {}) {
     },
   );
   fs.closeSync(log);
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  // Backstop: if this process exits or is interrupted without stop() (a crashed or killed test),
+  // do not leave the server behind; a signal is then re-raised with its default action.
+  const orphanGuard = () => child.exitCode === null && child.signalCode === null && child.kill("SIGTERM");
+  const onSignal = (signal) => {
+    orphanGuard();
+    process.kill(process.pid, signal);
+  };
+  process.once("exit", orphanGuard);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const exited = new Promise((resolve) =>
+    child.once("exit", (code, signal) => {
+      process.removeListener("exit", orphanGuard);
+      process.removeListener("SIGINT", onSignal);
+      process.removeListener("SIGTERM", onSignal);
+      resolve({ code, signal });
+    }),
+  );
   let exitInfo = null;
   exited.then((info) => {
     exitInfo = info;
