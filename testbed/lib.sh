@@ -63,6 +63,12 @@ READY_TIMEOUT=${READY_TIMEOUT:-120}
 # Seconds a running cluster may take to answer up's health check before up restarts it.
 HEALTH_GRACE=${HEALTH_GRACE:-15}
 
+# Size at which the kubelet rotates a container's log. The 1.20 kubelet's follow stream can lose the
+# lines written around a rotation (bench/rotation.mjs shows it, and kubectl logs -f loses them
+# too): no reader can recover them, so tests of exactly-once delivery would measure the kubelet,
+# not the adapter. Real clusters default to 10Mi: CONTAINER_LOG_MAX_SIZE=10Mi testbed/up for that.
+CONTAINER_LOG_MAX_SIZE=${CONTAINER_LOG_MAX_SIZE:-200Mi}
+
 KUBECTL=${KUBECTL:-kubectl}
 
 # The kubelet's fixed log directories, each bind-mounted from $POD_LOGS/<basename> while up.
