@@ -90,38 +90,14 @@ async fn wait<T, E: std::fmt::Debug>(future: impl std::future::Future<Output = R
 
 fn config() -> Config {
     Config {
-        model: None,
-        effort: None,
-        max_turns_per_run: 0,
-        dangerously_skip_permissions: true,
-        instructions_file_path: None,
-        extra_args: vec![],
-        env: BTreeMap::new(),
-        prompt_template: String::new(),
-        bootstrap_prompt_template: None,
-        cwd: "/paperclip".into(),
-        namespace: None,
         image: Some("busybox:1.36".into()),
-        image_pull_policy: "IfNotPresent".into(),
-        kubeconfig: None,
-        service_account_name: None,
         resources: Resources {
             requests_cpu: "10m".into(),
             requests_memory: "16Mi".into(),
             limits_cpu: "500m".into(),
             limits_memory: "128Mi".into(),
         },
-        node_selector: BTreeMap::new(),
-        tolerations: vec![],
-        labels: BTreeMap::new(),
-        ttl_seconds_after_finished: 300,
-        retain_jobs: false,
-        reattach_orphaned_jobs: true,
-        timeout_sec: 0,
-        grace_sec: 60,
-        secret_ref: "paperclip-secrets".into(),
-        host_network: false,
-        pvc_name: None,
+        ..Config::default()
     }
 }
 

@@ -707,43 +707,13 @@ fn container_security() -> SecurityContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::config::Resources;
     use k8s_openapi::api::core::v1::{EnvVarSource, SecretKeySelector};
 
     fn config() -> Config {
         Config {
-            model: None,
-            effort: None,
-            max_turns_per_run: 0,
-            dangerously_skip_permissions: true,
-            instructions_file_path: None,
-            extra_args: vec![],
-            env: BTreeMap::new(),
             prompt_template: String::new(),
-            bootstrap_prompt_template: None,
-            cwd: WORKSPACE_PATH.into(),
-            namespace: None,
             image: Some("paperclip/claude-agent:dev".into()),
-            image_pull_policy: "IfNotPresent".into(),
-            kubeconfig: None,
-            service_account_name: None,
-            resources: Resources {
-                requests_cpu: "1000m".into(),
-                requests_memory: "2Gi".into(),
-                limits_cpu: "4000m".into(),
-                limits_memory: "8Gi".into(),
-            },
-            node_selector: BTreeMap::new(),
-            tolerations: vec![],
-            labels: BTreeMap::new(),
-            ttl_seconds_after_finished: 300,
-            retain_jobs: false,
-            reattach_orphaned_jobs: true,
-            timeout_sec: 0,
-            grace_sec: 60,
-            secret_ref: "paperclip-secrets".into(),
-            host_network: false,
-            pvc_name: None,
+            ..Config::default()
         }
     }
 
