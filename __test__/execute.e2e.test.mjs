@@ -394,7 +394,10 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     let assistantLines = 0;
     rec.ctx.onLog = async (stream, chunk) => {
       await record(stream, chunk);
-      if (stream === "stdout" && chunk.startsWith('{"type":"assistant"')) {
+      if (stream !== "stdout") return;
+      // A chunk may hold many lines (the adapter reads ahead of onLog): count them one by one.
+      for (const line of chunk.split("\n")) {
+        if (!line.startsWith('{"type":"assistant"')) continue;
         assistantLines += 1;
         if (cutAfter.has(assistantLines)) cut.push(proxy.cut());
       }
