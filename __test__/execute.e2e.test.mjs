@@ -515,7 +515,7 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
       extra: { signal: controller.signal, onCancellationReady: async () => { readyCalls += 1; } },
     });
     const run = adapter.execute(rec.ctx);
-    await eventually(() => rec.logs.some(([stream, chunk]) => stream === "stdout" && chunk.startsWith('{"type":"assistant"')));
+    await eventually(() => rec.logs.some(([stream, chunk]) => stream === "stdout" && chunk.includes('{"type":"assistant"')));
     const job = jobNameOf(rec.metas);
     const abortedAt = performance.now();
     controller.abort();
@@ -543,7 +543,7 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
       extra: { signal: controller.signal, onCancellationReady: async () => {} },
     });
     const run = adapter.execute(first.ctx);
-    await eventually(() => first.logs.some(([stream, chunk]) => stream === "stdout" && chunk.startsWith('{"type":"assistant"')));
+    await eventually(() => first.logs.some(([stream, chunk]) => stream === "stdout" && chunk.includes('{"type":"assistant"')));
     const job = jobNameOf(first.metas);
 
     const attempt = async (options) => {
@@ -580,7 +580,7 @@ describe("execute() against the testbed cluster", { concurrency: 3, timeout: TES
     const config = baseConfig(ns, { retainJobs: true, promptTemplate: "Take your time. SLOW[8]" });
     const first = recordingCtx({ config, agentId, context: { taskId: "task-r" } });
     const firstRun = adapter.execute(first.ctx);
-    await eventually(() => first.logs.some(([stream, chunk]) => stream === "stdout" && chunk.startsWith('{"type":"assistant"')));
+    await eventually(() => first.logs.some(([stream, chunk]) => stream === "stdout" && chunk.includes('{"type":"assistant"')));
     const job = jobNameOf(first.metas);
 
     const second = recordingCtx({ config, agentId, context: { taskId: "task-r" } });

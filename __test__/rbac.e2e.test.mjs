@@ -183,7 +183,9 @@ describe("testEnvironment and the least-privilege Role on the testbed", { timeou
     const transcript = `stdout:\n${stdout.join("")}\nstderr:\n${stderr.join("")}`;
     assert.equal(result.errorMessage ?? null, null, transcript);
     assert.equal(result.exitCode, 0, transcript);
-    const events = stdout.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+    // A chunk may hold several lines (the adapter reads ahead of onLog).
+    const lines = stdout.join("").split("\n");
+    const events = lines.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
     assert.ok(events.some((e) => e.type === "result" && e.subtype === "success"), transcript);
     return { result, args, stderr, events };
   }
