@@ -4,14 +4,14 @@
 // exist).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { createServerAdapter } from "../index.js";
+import { silentApiServer } from "./helpers/silent-apiserver.mjs";
 
 /** Guards the tests that wait on a child process against hanging forever; not an assertion. */
 const HANG_GUARD_MS = 120_000;
@@ -301,41 +301,9 @@ describe("cancellation through ctx.signal", () => {
   it("an abort while the Kubernetes API hangs resolves with cancelled", { timeout: HANG_GUARD_MS }, async () => {
     // An "API server" that accepts connections and never answers: the run is stuck on its first
     // cluster call until the abort reaches it.
-    const sockets = [];
-    let connected;
-    const firstConnection = new Promise((resolve) => {
-      connected = resolve;
-    });
-    const server = createServer((socket) => {
-      sockets.push(socket);
-      connected("connected");
-    });
-    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
     const dir = mkdtempSync(join(tmpdir(), "paperclip-bridge-"));
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters:",
-        "- name: silent",
-        "  cluster:",
-        `    server: http://127.0.0.1:${server.address().port}`,
-        "users:",
-        "- name: silent",
-        "  user:",
-        "    token: bridge-test",
-        "contexts:",
-        "- name: silent",
-        "  context:",
-        "    cluster: silent",
-        "    user: silent",
-        "    namespace: bridge-test",
-        "current-context: silent",
-        "",
-      ].join("\n"),
-    );
+    const api = await silentApiServer(dir, "bridge-test");
+    const { kubeconfig } = api;
     try {
       const abort = new AbortController();
       const run = execute(
@@ -345,14 +313,13 @@ describe("cancellation through ctx.signal", () => {
           onCancellationReady: async () => {},
         }),
       );
-      const first = await Promise.race([firstConnection, run]);
+      const first = await Promise.race([api.firstConnection, run]);
       assert.equal(first, "connected", `the run settled before calling the API: ${JSON.stringify(first)}`);
       abort.abort();
       const result = await run;
       assert.equal(result.errorCode, "cancelled", result.errorMessage);
     } finally {
-      for (const socket of sockets) socket.destroy();
-      server.close();
+      api.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -6,13 +6,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
-import { createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { createServerAdapter } from "../index.js";
+import { silentApiServer } from "./helpers/silent-apiserver.mjs";
 import { prepareBundle } from "../lib/bundle.js";
 import { CONFIG_FIELDS } from "../lib/config-fields.js";
 import { BEDROCK_MODELS, currentModels, DIRECT_MODELS } from "../lib/models.js";
@@ -336,45 +336,10 @@ describe("execute delivers the instructions bundle", () => {
   });
 });
 
-/** A TCP "API server" that accepts connections and never answers. */
-async function silentApiServer(dir) {
-  const sockets = [];
-  const server = createTcpServer((socket) => sockets.push(socket));
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    [
-      "apiVersion: v1",
-      "kind: Config",
-      "clusters:",
-      "- name: silent",
-      "  cluster:",
-      `    server: http://127.0.0.1:${server.address().port}`,
-      "users:",
-      "- name: silent",
-      "  user:",
-      "    token: surface-test",
-      "contexts:",
-      "- name: silent",
-      "  context: {cluster: silent, user: silent, namespace: surface-test}",
-      "current-context: silent",
-      "",
-    ].join("\n"),
-  );
-  return {
-    kubeconfig,
-    close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
-
 describe("cancellation on servers without ctx.signal", () => {
   it("polls the run with the JWT, ignores errors and `interrupted`, cancels on `cancelled`, and lets Node exit", { timeout: HANG_GUARD_MS }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "paperclip-poll-"));
-    const api = await silentApiServer(dir);
+    const api = await silentApiServer(dir, "surface-test");
     // What the stand-in Paperclip answers, request by request; the last one repeats.
     const answers = [
       [500, { error: "boom" }],
