@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test tier, least powerful first: Rust unit and mock tests, then the real-cluster Rust
 # tests, then the JS tests that load the package the way Paperclip does (including real Paperclip
-# servers). Uses $KUBECONFIG when set; otherwise brings the local testbed up, and down at the end.
+# servers). Uses $KUBECONFIG when set; otherwise brings the local testbed up, and down at the end
+# (before the last line, so the tally closes the output).
 # A missing cluster is a failure, never a skip. Last line: "tests: N passed, M failed".
 #
 # Settings: KUBECONFIG (use this cluster), KEEP_TESTBED=1 (leave a testbed we started running).
@@ -45,6 +46,8 @@ main() {
   ADAPTER_TGZ=$(pack)
   export ADAPTER_TGZ
   tier node --test --test-concurrency=1 __test__/*.test.mjs
+  cleanup
+  started_testbed=
   tally
   [ -z "$failed" ]
 }
